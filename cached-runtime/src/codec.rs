@@ -1,0 +1,260 @@
+//! How values are turned into bytes: a [`Codec`] for the payload and a fixed header in front.
+//!
+//! Every stored value starts with a 16-byte header:
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 0 | magic `0xCA` |
+//! | 1 | format version (`1`) |
+//! | 2 | codec id ([`Codec::ID`]) |
+//! | 3 | flags: bit 0 = null marker (a cached `None`) |
+//! | 4..8 | duration of the load that produced the value, in ms (little endian) |
+//! | 8..16 | logical expiry, Unix time in ms (little endian) |
+//!
+//! A value whose magic, version or codec id does not match, or whose payload does not decode,
+//! is treated as a miss and overwritten by the next load: changing a struct or the codec never
+//! breaks callers.
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{Error, ErrorKind};
+
+const MAGIC: u8 = 0xCA;
+const VERSION: u8 = 1;
+pub(crate) const HEADER_LEN: usize = 16;
+const FLAG_NULL: u8 = 1;
+
+/// Largest payload the bincode codec decodes. Lengths inside a value are checked against it
+/// before anything is allocated, so a corrupt or hostile length prefix cannot exhaust memory.
+pub const MAX_VALUE_LEN: usize = 512 * 1024 * 1024;
+
+/// A serialization format for cached values.
+///
+/// The two built-in codecs are [`Bincode`] (the default: compact and fast) and [`Json`]
+/// (readable in `redis-cli`). The codec's [`ID`](Codec::ID) is stored in each value's header,
+/// so switching codecs turns old entries into misses instead of decode errors.
+pub trait Codec: Send + Sync + 'static {
+    /// The id written into each value's header. 1 and 2 are taken by the built-in codecs.
+    const ID: u8;
+    /// Appends `value`'s encoding to `out`.
+    fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), Error>;
+    /// Decodes a whole payload.
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, Error>;
+}
+
+/// bincode 2 with its standard configuration (varint integers, little endian) and a decode
+/// limit of [`MAX_VALUE_LEN`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bincode;
+
+/// JSON through `serde_json`: larger and slower than [`Bincode`], readable with `redis-cli`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json;
+
+impl Codec for Bincode {
+    const ID: u8 = 1;
+    fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
+        bincode::serde::encode_into_std_write(value, out, bincode::config::standard())
+            .map(drop)
+            .map_err(|e| Error::with_source(ErrorKind::Codec, "bincode encode failed", e))
+    }
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, Error> {
+        let config = bincode::config::standard().with_limit::<MAX_VALUE_LEN>();
+        let (value, read) = bincode::serde::decode_from_slice(bytes, config)
+            .map_err(|e| Error::with_source(ErrorKind::Codec, "bincode decode failed", e))?;
+        if read != bytes.len() {
+            return Err(Error::new(
+                ErrorKind::Codec,
+                format!("bincode decode left {} trailing bytes", bytes.len() - read),
+            ));
+        }
+        Ok(value)
+    }
+}
+
+impl Codec for Json {
+    const ID: u8 = 2;
+    fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
+        serde_json::to_writer(out, value)
+            .map_err(|e| Error::with_source(ErrorKind::Codec, "json encode failed", e))
+    }
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, Error> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| Error::with_source(ErrorKind::Codec, "json decode failed", e))
+    }
+}
+
+/// The codec a [`Cache`](crate::Cache) uses; pass [`Bincode`] or [`Json`] to
+/// [`CacheBuilder::codec`](crate::CacheBuilder::codec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CodecKind {
+    /// [`Bincode`].
+    #[default]
+    Bincode,
+    /// [`Json`].
+    Json,
+}
+
+impl From<Bincode> for CodecKind {
+    fn from(_: Bincode) -> Self {
+        CodecKind::Bincode
+    }
+}
+
+impl From<Json> for CodecKind {
+    fn from(_: Json) -> Self {
+        CodecKind::Json
+    }
+}
+
+/// Metadata kept in a value's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Meta {
+    /// How long the load that produced the value took, in ms.
+    pub(crate) load_ms: u32,
+    /// Logical expiry, Unix ms (0 = none recorded).
+    pub(crate) expires_at_ms: u64,
+}
+
+/// A decoded entry.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Decoded<T> {
+    Value(T, Meta),
+    Null(Meta),
+}
+
+impl CodecKind {
+    fn id(self) -> u8 {
+        match self {
+            CodecKind::Bincode => Bincode::ID,
+            CodecKind::Json => Json::ID,
+        }
+    }
+
+    /// Encodes a value (or, with `None`, the null marker) behind the header.
+    pub(crate) fn encode_entry<T: Serialize + ?Sized>(
+        self,
+        value: Option<&T>,
+        meta: Meta,
+    ) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::with_capacity(HEADER_LEN + 64);
+        out.extend_from_slice(&[
+            MAGIC,
+            VERSION,
+            self.id(),
+            if value.is_none() { FLAG_NULL } else { 0 },
+        ]);
+        out.extend_from_slice(&meta.load_ms.to_le_bytes());
+        out.extend_from_slice(&meta.expires_at_ms.to_le_bytes());
+        if let Some(value) = value {
+            match self {
+                CodecKind::Bincode => Bincode.encode(value, &mut out)?,
+                CodecKind::Json => Json.encode(value, &mut out)?,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Decodes an entry written by [`encode_entry`](Self::encode_entry) with the same codec.
+    pub(crate) fn decode_entry<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<Decoded<T>, Error> {
+        let Some((header, payload)) = bytes.split_first_chunk::<HEADER_LEN>() else {
+            return Err(Error::new(ErrorKind::Codec, "value shorter than its header"));
+        };
+        if header[0] != MAGIC || header[1] != VERSION {
+            return Err(Error::new(
+                ErrorKind::Codec,
+                format!("unknown value format (magic {:#04x}, version {})", header[0], header[1]),
+            ));
+        }
+        if header[2] != self.id() {
+            return Err(Error::new(
+                ErrorKind::Codec,
+                format!("value written by codec {}, cache reads codec {}", header[2], self.id()),
+            ));
+        }
+        let meta = Meta {
+            load_ms: u32::from_le_bytes(header[4..8].try_into().expect("4 bytes")),
+            expires_at_ms: u64::from_le_bytes(header[8..16].try_into().expect("8 bytes")),
+        };
+        if header[3] & FLAG_NULL != 0 {
+            return Ok(Decoded::Null(meta));
+        }
+        let value = match self {
+            CodecKind::Bincode => Bincode.decode(payload)?,
+            CodecKind::Json => Json.decode(payload)?,
+        };
+        Ok(Decoded::Value(value, meta))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct User {
+        id: u64,
+        name: String,
+        tags: Vec<String>,
+    }
+
+    fn user() -> User {
+        User {
+            id: 7,
+            name: "Ada".into(),
+            tags: vec!["a".into(), "b".into()],
+        }
+    }
+
+    #[test]
+    fn round_trips_for_both_codecs() {
+        let meta = Meta {
+            load_ms: 12,
+            expires_at_ms: 1_700_000_000_000,
+        };
+        for codec in [CodecKind::Bincode, CodecKind::Json] {
+            let bytes = codec.encode_entry(Some(&user()), meta).unwrap();
+            assert_eq!(codec.decode_entry::<User>(&bytes).unwrap(), Decoded::Value(user(), meta));
+            let null = codec.encode_entry::<User>(None, meta).unwrap();
+            assert_eq!(null.len(), HEADER_LEN);
+            assert_eq!(codec.decode_entry::<User>(&null).unwrap(), Decoded::Null(meta));
+        }
+    }
+
+    #[test]
+    fn json_payload_is_readable() {
+        let bytes = CodecKind::Json.encode_entry(Some(&user()), Meta::default()).unwrap();
+        assert_eq!(&bytes[HEADER_LEN..], br#"{"id":7,"name":"Ada","tags":["a","b"]}"#);
+    }
+
+    #[test]
+    fn mismatches_are_errors_not_panics() {
+        let bytes = CodecKind::Bincode.encode_entry(Some(&user()), Meta::default()).unwrap();
+        // Other codec.
+        assert!(CodecKind::Json.decode_entry::<User>(&bytes).unwrap_err().is_codec());
+        // Other type.
+        assert!(CodecKind::Bincode.decode_entry::<Vec<u64>>(&bytes).is_err());
+        // Garbage, truncation, a value written by another program.
+        for junk in [&b""[..], b"\xCA\x01", b"hello world, not ours", &bytes[..bytes.len() - 1]] {
+            assert!(CodecKind::Bincode.decode_entry::<User>(junk).is_err());
+        }
+    }
+
+    #[test]
+    fn hostile_length_prefix_does_not_allocate() {
+        // A header, then a bincode varint length of u64::MAX for a Vec<u8>/String.
+        let mut bytes = CodecKind::Bincode.encode_entry(Some(&0u8), Meta::default()).unwrap();
+        bytes.truncate(HEADER_LEN);
+        bytes.push(253); // varint marker: u64 follows
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(CodecKind::Bincode.decode_entry::<Vec<u8>>(&bytes).is_err());
+        assert!(CodecKind::Bincode.decode_entry::<String>(&bytes).is_err());
+        assert!(CodecKind::Bincode.decode_entry::<Vec<String>>(&bytes).is_err());
+        // A length just under the limit, with no bytes behind it, must fail fast too.
+        bytes.truncate(HEADER_LEN + 1);
+        bytes.extend_from_slice(&((MAX_VALUE_LEN as u64) - 1).to_le_bytes());
+        assert!(CodecKind::Bincode.decode_entry::<Vec<u64>>(&bytes).is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! Declarative Redis caching for async Rust.
+//!
+//! Put `#[cache_aside]` on the read functions of a repository and `#[invalidates]` on its
+//! writes; they expand into one call into this crate, which does the work:
+//!
+//! ```
+//! use cached_runtime::{cache_aside, invalidates, Cache};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Clone, Serialize, Deserialize)]
+//! struct User { id: u64, name: String }
+//!
+//! struct Users { cache: Cache /* , db: PgPool, ... */ }
+//!
+//! impl Users {
+//!     /// Read from the cache, or from the database on a miss (then cached for 10 minutes).
+//!     /// A `None` is cached too, for a short while, so absent rows do not hit the database.
+//!     #[cache_aside(key = "user:<id>", ttl = 600, cache = self.cache)]
+//!     async fn find(&self, id: u64) -> Result<Option<User>, std::io::Error> {
+//!         Ok(Some(User { id, name: "Ada".into() })) // the query
+//!     }
+//!
+//!     /// Write to the database, then delete the cached entry.
+//!     #[invalidates(key = "user:<id>", cache = self.cache)]
+//!     async fn rename(&self, id: u64, name: &str) -> Result<(), std::io::Error> {
+//!         Ok(()) // the update
+//!     }
+//! }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let users = Users { cache: Cache::builder().memory().namespace("app").build().await? };
+//! users.find(42).await?;           // miss: runs the body, stores app:user:42
+//! users.find(42).await?;           // hit: the body does not run
+//! users.rename(42, "Grace").await?; // deletes app:user:42
+//! assert_eq!(users.cache.stats().total.hits, 1);
+//! # Ok(()) }
+//! ```
+//!
+//! The cache never breaks the application: a Redis error, a timeout (every round trip is
+//! bounded by [`CacheBuilder::op_timeout`]) or a value that does not decode makes the call run
+//! its own body; the event is logged with `tracing` and counted in [`Cache::stats`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod aside;
+mod backend;
+mod cache;
+mod codec;
+mod error;
+mod key;
+mod stats;
+
+pub use aside::AsCache;
+pub use cache::{Cache, CacheBuilder, DEFAULT_NAMESPACE, DEFAULT_OP_TIMEOUT, global, set_global};
+pub use codec::{Bincode, Codec, CodecKind, Json, MAX_VALUE_LEN};
+pub use error::{Error, ErrorKind};
+pub use key::{KeyPart, KeyWriter, MAX_KEY_LEN};
+pub use stats::{Counts, FunctionStats, Stats};
+
+/// Caches an `async fn`'s result in Redis (cache-aside / lazy loading).
+///
+/// See the crate documentation and README for every option.
+pub use cached_macros::cache_aside;
+
+/// Deletes cached entries after an `async fn` (a write) succeeds.
+///
+/// See the crate documentation and README for every option.
+pub use cached_macros::invalidates;
+
+/// Not public API: what the macros expand into. Nothing here is covered by semver.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::aside::{
+        Global, Opt, Outcome, Plain, Res, ResOpt, Shape, cache_aside, cacheable, invalidate,
+        key, keys, probe,
+    };
+    pub use crate::key::Seg;
+    pub use crate::stats::Site;
+}
+
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
