@@ -1,0 +1,90 @@
+//! Attribute macros of [`cached-runtime`](https://docs.rs/cached-runtime): depend on that crate,
+//! which re-exports them, not on this one.
+//!
+//! The macros only parse and check their arguments and expand into one call into
+//! `cached_runtime::__private`; everything that runs lives in the runtime.
+
+mod attr;
+mod errors;
+mod expand;
+mod item;
+mod template;
+
+#[cfg(test)]
+mod snapshots;
+
+use proc_macro::TokenStream;
+
+/// Caches an `async fn`'s result (cache-aside, or lazy loading).
+///
+/// On a call, the key is rendered from the arguments and read from the cache. A hit returns
+/// the cached value without running the body; a miss runs the body and stores its result for
+/// `ttl` seconds. An `Err` is never stored; a `None` is stored as a "not found" marker for
+/// `null_ttl` seconds. A cache that fails (Redis down, timeout, undecodable value) makes the
+/// call run its body: the cache never adds an error.
+///
+/// | option | meaning |
+/// |---|---|
+/// | `key = "user:<id>"` | required; literal text and `<param>`/`<param.field>`/`<self.field>` placeholders. The Redis key is `<namespace>:<rendered>` |
+/// | `ttl = 600` | required; seconds, > 0 |
+/// | `null_ttl = 30` | seconds a `None` is cached; default the cache's `null_ttl`, else `min(ttl, 60)`; at most `ttl` |
+/// | `cache = self.cache` | any expression giving a `Cache`, `&Cache`, `Arc<Cache>` or `Option` of them; default the global cache |
+/// | `crate = "cached_runtime"` | path of the runtime crate, if renamed |
+///
+/// Return types: `T`, `Option<T>`, `Result<T, E>`, `Result<Option<T>, E>` (type aliases of
+/// `Result` are fine) with `T: Serialize + DeserializeOwned`.
+///
+/// ```
+/// use cached_runtime::{cache_aside, Cache};
+///
+/// struct Repo { cache: Cache }
+///
+/// impl Repo {
+///     #[cache_aside(key = "price:<sku>", ttl = 300, cache = self.cache)]
+///     async fn price(&self, sku: &str) -> Option<u64> {
+///         Some(1999)
+///     }
+/// }
+/// ```
+///
+/// Misuse is a compile error at the offending token:
+///
+/// ```compile_fail
+/// #[cached_runtime::cache_aside(key = "user:<id>", ttl = 0)] // `ttl` must be greater than zero
+/// async fn user(id: u64) -> Option<String> { None }
+/// ```
+#[proc_macro_attribute]
+pub fn cache_aside(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(attr::Kind::CacheAside, args.into(), item.into()).into()
+}
+
+/// Deletes cached entries after an `async fn` (a write) succeeds: invalidate-on-write.
+///
+/// The body runs first; if it returns `Ok` (or anything that is not a `Result`), every listed
+/// key is deleted in one round trip. Deleting, not updating, is the guides' rule: it cannot
+/// race another writer into leaving an old value behind. A failed delete is retried once,
+/// then logged and counted; it never turns the write's success into an error.
+///
+/// | option | meaning |
+/// |---|---|
+/// | `key = "user:<id>"` | a key template, as in `#[cache_aside]`; may be repeated |
+/// | `keys = ["user:<id>", "users:all"]` | several templates |
+/// | `cache = self.cache` | as in `#[cache_aside]` |
+/// | `crate = "cached_runtime"` | as in `#[cache_aside]` |
+///
+/// ```
+/// use cached_runtime::{invalidates, Cache};
+///
+/// struct Repo { cache: Cache }
+///
+/// impl Repo {
+///     #[invalidates(keys = ["user:<id>", "team:<team>:members"], cache = self.cache)]
+///     async fn move_user(&self, id: u64, team: u32) -> Result<(), std::io::Error> {
+///         Ok(())
+///     }
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn invalidates(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(attr::Kind::Invalidates, args.into(), item.into()).into()
+}

@@ -1,13 +1,19 @@
 //! Cache-aside and invalidate-on-write: the functions the macros expand into.
 
-use std::{future::Future, marker::PhantomData, sync::atomic::AtomicBool, time::Instant};
+use std::{
+    future::Future,
+    marker::PhantomData,
+    sync::atomic::AtomicBool,
+    time::{Duration, Instant},
+};
 
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
     Cache,
-    codec::{Decoded, Meta},
+    codec::{CodecKind, Decoded, Meta},
     key::Seg,
+    nullish,
     stats::{Site, bump},
 };
 
@@ -79,115 +85,53 @@ pub fn keys(cache: &impl AsCache, templates: &[&[Seg<'_>]]) -> Vec<String> {
     }
 }
 
-/// What to do with a function's result.
-#[doc(hidden)]
-#[derive(Debug)]
-pub enum Store<'a, V> {
-    /// Cache this value.
-    Value(&'a V),
-    /// Cache the null marker (a `None`).
-    Null,
-    /// Do not cache (an `Err`).
-    Skip,
-}
-
-/// How a return type maps onto cached values. Implemented by the four shape markers below;
-/// the macros pick one with [`probe`].
+/// How a return type maps onto a cached value: [`Res`] for `Result<T, E>` (an `Err` is never
+/// stored), [`Plain`] for everything else. A top-level `Option` needs no shape of its own: a
+/// `None` is recognised through serde and stored as a null marker.
 #[doc(hidden)]
 pub trait Shape<R>: Copy {
     /// What is stored.
     type Value: Serialize + DeserializeOwned;
-    /// Classifies a result.
-    fn store(result: &R) -> Store<'_, Self::Value>;
+    /// The value to store, or `None` for a result that must not be cached.
+    fn store(result: &R) -> Option<&Self::Value>;
     /// A cached value as the result.
     fn from_value(value: Self::Value) -> R;
-    /// A cached null marker as the result, if the shape has a "not found".
-    fn from_null() -> Option<R>;
 }
 
-/// Whether a write succeeded (so its invalidation should run). Implemented by the shape markers.
+/// Whether a write succeeded (so its invalidation should run).
 #[doc(hidden)]
 pub trait Outcome<R>: Copy {
     /// `false` for an `Err`.
     fn succeeded(result: &R) -> bool;
 }
 
-/// Shape of `T`.
+/// Shape of any return type that is not a `Result`.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
 pub struct Plain;
-/// Shape of `Option<T>`.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy)]
-pub struct Opt;
-/// Shape of `Result<T, E>`.
+
+/// Shape of `Result<T, E>` (and aliases of it).
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
 pub struct Res;
-/// Shape of `Result<Option<T>, E>`.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy)]
-pub struct ResOpt;
 
 impl<T: Serialize + DeserializeOwned> Shape<T> for Plain {
     type Value = T;
-    fn store(r: &T) -> Store<'_, T> {
-        Store::Value(r)
+    fn store(r: &T) -> Option<&T> {
+        Some(r)
     }
     fn from_value(v: T) -> T {
         v
-    }
-    fn from_null() -> Option<T> {
-        None
-    }
-}
-
-impl<T: Serialize + DeserializeOwned> Shape<Option<T>> for Opt {
-    type Value = T;
-    fn store(r: &Option<T>) -> Store<'_, T> {
-        match r {
-            Some(v) => Store::Value(v),
-            None => Store::Null,
-        }
-    }
-    fn from_value(v: T) -> Option<T> {
-        Some(v)
-    }
-    fn from_null() -> Option<Option<T>> {
-        Some(None)
     }
 }
 
 impl<T: Serialize + DeserializeOwned, E> Shape<Result<T, E>> for Res {
     type Value = T;
-    fn store(r: &Result<T, E>) -> Store<'_, T> {
-        match r {
-            Ok(v) => Store::Value(v),
-            Err(_) => Store::Skip,
-        }
+    fn store(r: &Result<T, E>) -> Option<&T> {
+        r.as_ref().ok()
     }
     fn from_value(v: T) -> Result<T, E> {
         Ok(v)
-    }
-    fn from_null() -> Option<Result<T, E>> {
-        None
-    }
-}
-
-impl<T: Serialize + DeserializeOwned, E> Shape<Result<Option<T>, E>> for ResOpt {
-    type Value = T;
-    fn store(r: &Result<Option<T>, E>) -> Store<'_, T> {
-        match r {
-            Ok(Some(v)) => Store::Value(v),
-            Ok(None) => Store::Null,
-            Err(_) => Store::Skip,
-        }
-    }
-    fn from_value(v: T) -> Result<Option<T>, E> {
-        Ok(Some(v))
-    }
-    fn from_null() -> Option<Result<Option<T>, E>> {
-        Some(Ok(None))
     }
 }
 
@@ -196,117 +140,144 @@ impl<R> Outcome<R> for Plain {
         true
     }
 }
-impl<R> Outcome<R> for Opt {
-    fn succeeded(_: &R) -> bool {
-        true
-    }
-}
+
 impl<T, E> Outcome<Result<T, E>> for Res {
     fn succeeded(r: &Result<T, E>) -> bool {
         r.is_ok()
     }
 }
-impl<T, E> Outcome<Result<Option<T>, E>> for ResOpt {
-    fn succeeded(r: &Result<Option<T>, E>) -> bool {
-        r.is_ok()
+
+/// Picks the shape of a return type where it is concrete, seeing through type aliases:
+/// `Probe::<R>::new().shape()` is the inherent method (→ [`Res`]) when `R` is a `Result`, and
+/// otherwise the method of the `Deref` target (→ [`Plain`]). No trait import is needed.
+#[doc(hidden)]
+pub struct Probe<R>(PhantomData<fn() -> R>);
+
+impl<R> Probe<R> {
+    /// A probe for `R`.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Probe(PhantomData)
     }
 }
 
-/// Picks the shape of a return type by autoref specialization, so that type aliases
-/// (`type Result<T> = std::result::Result<T, MyError>`) are seen through:
-/// `(&&&Probe::<R>::new()).shape()`.
-#[doc(hidden)]
-pub mod probe {
-    use super::*;
-
-    /// Carries the return type.
-    pub struct Probe<R>(PhantomData<fn() -> R>);
-
-    impl<R> Probe<R> {
-        /// A probe for `R`.
-        #[allow(clippy::new_without_default)]
-        pub const fn new() -> Self {
-            Probe(PhantomData)
-        }
-    }
-
-    impl<R> Clone for Probe<R> {
-        fn clone(&self) -> Self {
-            *self
-        }
-    }
-    impl<R> Copy for Probe<R> {}
-
-    /// `Result<Option<T>, E>`.
-    pub trait ProbeResOpt {
-        /// The shape.
-        fn shape(self) -> ResOpt
-        where
-            Self: Sized,
-        {
-            ResOpt
-        }
-    }
-    impl<T, E> ProbeResOpt for &&&Probe<Result<Option<T>, E>> {}
-
+impl<T, E> Probe<Result<T, E>> {
     /// `Result<T, E>`.
-    pub trait ProbeRes {
-        /// The shape.
-        fn shape(self) -> Res
-        where
-            Self: Sized,
-        {
-            Res
-        }
+    pub fn shape(&self) -> Res {
+        Res
     }
-    impl<T, E> ProbeRes for &&Probe<Result<T, E>> {}
-
-    /// `Option<T>`.
-    pub trait ProbeOpt {
-        /// The shape.
-        fn shape(self) -> Opt
-        where
-            Self: Sized,
-        {
-            Opt
-        }
-    }
-    impl<T> ProbeOpt for &Probe<Option<T>> {}
-
-    /// Anything else.
-    pub trait ProbePlain {
-        /// The shape.
-        fn shape(self) -> Plain
-        where
-            Self: Sized,
-        {
-            Plain
-        }
-    }
-    impl<R> ProbePlain for Probe<R> {}
 }
 
-/// Checks that `R` is cacheable with this shape; the macros span the call at the user's
-/// return type so that an unmet bound is reported there.
+impl<R> std::fmt::Debug for Probe<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(std::any::type_name::<R>())
+    }
+}
+
+/// The fallback of [`Probe`].
 #[doc(hidden)]
-pub fn cacheable<R, S: Shape<R>>(shape: S) -> S {
-    shape
+#[derive(Debug)]
+pub struct PlainProbe;
+
+impl PlainProbe {
+    /// Anything but a `Result`.
+    pub fn shape(&self) -> Plain {
+        Plain
+    }
+}
+
+impl<R> std::ops::Deref for Probe<R> {
+    type Target = PlainProbe;
+    fn deref(&self) -> &PlainProbe {
+        &PlainProbe
+    }
+}
+
+/// The serde work for one return type, as plain function pointers: [`cacheable`] is where
+/// the `Serialize + DeserializeOwned` bounds are checked (the macros span it at the user's
+/// return type, so an unmet bound is reported there, once), and [`cache_aside`] needs none.
+#[doc(hidden)]
+pub struct Ops<R> {
+    decode: fn(CodecKind, &[u8]) -> Result<Hit<R>, crate::Error>,
+    encode: fn(CodecKind, &R, Duration, (Duration, Duration)) -> Option<Encoded>,
+}
+
+impl<R> std::fmt::Debug for Ops<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ops").finish_non_exhaustive()
+    }
+}
+
+enum Hit<R> {
+    Value(R),
+    Null(R),
+}
+
+struct Encoded {
+    bytes: Result<Vec<u8>, crate::Error>,
+    ttl: Duration,
+}
+
+/// Checks that `R` is cacheable with shape `S` and returns its [`Ops`].
+#[doc(hidden)]
+pub fn cacheable<R, S: Shape<R>>(_shape: S) -> Ops<R> {
+    Ops {
+        decode: decode::<R, S>,
+        encode: encode::<R, S>,
+    }
+}
+
+fn decode<R, S: Shape<R>>(codec: CodecKind, bytes: &[u8]) -> Result<Hit<R>, crate::Error> {
+    match codec.decode_entry::<S::Value>(bytes)? {
+        Decoded::Value(value, _) => Ok(Hit::Value(S::from_value(value))),
+        // A null marker is only meaningful for a type with a `None`; under any other type (two
+        // templates sharing a key) it is a decode error: reload and overwrite it.
+        Decoded::Null(_) => nullish::none::<S::Value>()
+            .map(|none| Hit::Null(S::from_value(none)))
+            .ok_or_else(|| {
+                crate::Error::new(
+                    crate::ErrorKind::Codec,
+                    "a cached \"not found\" under a key whose function has no `None`",
+                )
+            }),
+    }
+}
+
+fn encode<R, S: Shape<R>>(
+    codec: CodecKind,
+    result: &R,
+    load: Duration,
+    (ttl, null_ttl): (Duration, Duration),
+) -> Option<Encoded> {
+    let value = S::store(result)?;
+    let (value, ttl) = if nullish::is_none(value) {
+        (None, null_ttl)
+    } else {
+        (Some(value), ttl)
+    };
+    let meta = Meta {
+        load_ms: u32::try_from(load.as_millis()).unwrap_or(u32::MAX),
+        expires_at_ms: unix_ms().saturating_add(ttl.as_millis() as u64),
+    };
+    Some(Encoded {
+        bytes: codec.encode_entry(value, meta),
+        ttl,
+    })
 }
 
 /// Cache-aside (lazy loading): read the key; on a hit return the cached value without running
 /// `body`; on a miss run `body`, store its result (an `Err` is never stored, a `None` is stored
 /// as a null marker for the null TTL) and return it. Any cache failure runs `body` instead.
 #[doc(hidden)]
-pub async fn cache_aside<C, S, R, F>(
+pub async fn cache_aside<C, R, F>(
     cache: &C,
     key: Option<String>,
     site: &'static Site,
-    _shape: S,
+    ops: Ops<R>,
     body: F,
 ) -> R
 where
     C: AsCache + ?Sized,
-    S: Shape<R>,
     F: Future<Output = R>,
 {
     let (Some(cache), Some(key)) = (cache.as_cache(), key) else {
@@ -315,21 +286,16 @@ where
     };
     let counters = cache.counters(site);
     match cache.get_raw(&key).await {
-        Ok(Some(raw)) => match cache.codec().decode_entry::<S::Value>(&raw) {
-            Ok(Decoded::Value(value, _)) => {
+        Ok(Some(raw)) => match (ops.decode)(cache.codec(), &raw) {
+            Ok(Hit::Value(value)) => {
                 bump(&counters.hits);
                 tracing::debug!(function = site.name, key, outcome = "hit");
-                return S::from_value(value);
+                return value;
             }
-            Ok(Decoded::Null(_)) => {
-                if let Some(none) = S::from_null() {
-                    bump(&counters.null_hits);
-                    tracing::debug!(function = site.name, key, outcome = "null_hit");
-                    return none;
-                }
-                // A null marker under a key whose function cannot return "not found"
-                // (two templates sharing a key): reload and overwrite it.
-                bump(&counters.decode_errors);
+            Ok(Hit::Null(none)) => {
+                bump(&counters.null_hits);
+                tracing::debug!(function = site.name, key, outcome = "null_hit");
+                return none;
             }
             Err(error) => {
                 bump(&counters.decode_errors);
@@ -350,19 +316,12 @@ where
 
     let started = Instant::now();
     let result = body.await;
-    let load = started.elapsed();
-
-    let (ttl, null_ttl) = cache.ttls(site);
-    let (value, ttl) = match S::store(&result) {
-        Store::Value(v) => (Some(v), ttl),
-        Store::Null => (None, null_ttl),
-        Store::Skip => return result,
+    let Some(Encoded { bytes, ttl }) =
+        (ops.encode)(cache.codec(), &result, started.elapsed(), cache.ttls(site))
+    else {
+        return result;
     };
-    let meta = Meta {
-        load_ms: u32::try_from(load.as_millis()).unwrap_or(u32::MAX),
-        expires_at_ms: unix_ms().saturating_add(ttl.as_millis() as u64),
-    };
-    match cache.codec().encode_entry(value, meta) {
+    match bytes {
         Ok(bytes) => match cache.set_raw(&key, bytes, ttl).await {
             Ok(()) => bump(&counters.writes),
             Err(error) => {

@@ -47,6 +47,7 @@ mod cache;
 mod codec;
 mod error;
 mod key;
+mod nullish;
 mod stats;
 
 pub use aside::AsCache;
@@ -70,8 +71,8 @@ pub use cached_macros::invalidates;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::aside::{
-        Global, Opt, Outcome, Plain, Res, ResOpt, Shape, cache_aside, cacheable, invalidate,
-        key, keys, probe,
+        Global, Outcome, Plain, PlainProbe, Probe, Res, Shape, cache_aside, cacheable, invalidate,
+        key, keys,
     };
     pub use crate::key::Seg;
     pub use crate::stats::Site;

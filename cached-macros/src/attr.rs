@@ -1,0 +1,275 @@
+//! Parsing the attribute's arguments into a typed model, collecting every error.
+
+use proc_macro2::{Span, TokenStream};
+use syn::{
+    Expr, ExprLit, Ident, Lit, LitStr, Path, Token,
+    ext::IdentExt,
+    parse::{Parse, ParseStream, Parser},
+    punctuated::Punctuated,
+    spanned::Spanned,
+};
+
+use crate::errors::Errors;
+
+/// Which macro is being parsed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kind {
+    CacheAside,
+    Invalidates,
+}
+
+impl Kind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::CacheAside => "cache_aside",
+            Kind::Invalidates => "invalidates",
+        }
+    }
+
+    fn options(self) -> &'static [&'static str] {
+        match self {
+            Kind::CacheAside => &["key", "ttl", "null_ttl", "cache", "crate"],
+            Kind::Invalidates => &["key", "keys", "cache", "crate"],
+        }
+    }
+
+    fn example(self) -> &'static str {
+        match self {
+            Kind::CacheAside => "#[cache_aside(key = \"user:<id>\", ttl = 600)]",
+            Kind::Invalidates => "#[invalidates(key = \"user:<id>\")]",
+        }
+    }
+}
+
+/// One `name = value` argument.
+struct Arg {
+    name: Ident,
+    value: Expr,
+}
+
+impl Parse for Arg {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let name = Ident::parse_any(input)?;
+        if !input.peek(Token![=]) {
+            return Err(syn::Error::new(
+                name.span(),
+                format!("expected `{name} = <value>`, e.g. `ttl = 600` or `key = \"user:<id>\"`"),
+            ));
+        }
+        input.parse::<Token![=]>()?;
+        let value = input.parse()?;
+        Ok(Arg { name, value })
+    }
+}
+
+/// A value set at most once, remembering where (serde_derive's `Attr<T>`).
+struct Once<T> {
+    value: Option<(Ident, T)>,
+}
+
+impl<T> Once<T> {
+    fn new() -> Self {
+        Once { value: None }
+    }
+
+    fn set(&mut self, name: &Ident, value: T, errors: &mut Errors) {
+        if self.value.is_some() {
+            errors.push(name.span(), format!("duplicate option `{name}`; give it once"));
+        } else {
+            self.value = Some((name.clone(), value));
+        }
+    }
+
+    fn get(self) -> Option<T> {
+        self.value.map(|(_, v)| v)
+    }
+}
+
+/// A duration option, with the span of its value.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Secs {
+    pub(crate) secs: u64,
+    pub(crate) span: Span,
+}
+
+/// The parsed arguments of either attribute.
+pub(crate) struct Args {
+    pub(crate) keys: Vec<LitStr>,
+    pub(crate) ttl: Option<Secs>,
+    pub(crate) null_ttl: Option<Secs>,
+    pub(crate) cache: Option<Expr>,
+    pub(crate) krate: Option<Path>,
+}
+
+/// Parses `args`; every problem goes into `errors` and the rest is still returned.
+pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args {
+    let mut key = Once::new();
+    let mut keys = Once::new();
+    let mut ttl = Once::new();
+    let mut null_ttl = Once::new();
+    let mut cache = Once::new();
+    let mut krate = Once::new();
+
+    let list = match Punctuated::<Arg, Token![,]>::parse_terminated.parse2(args) {
+        Ok(list) => list,
+        Err(e) => {
+            errors.add(e);
+            Punctuated::new()
+        }
+    };
+    for Arg { name, value } in list {
+        let n = name.to_string();
+        if !kind.options().contains(&n.as_str()) {
+            errors.push(
+                name.span(),
+                format!(
+                    "unknown option `{n}` for #[{}]; valid options are: {}",
+                    kind.name(),
+                    kind.options().join(", ")
+                ),
+            );
+            continue;
+        }
+        match n.as_str() {
+            "key" => {
+                if let Some(lit) = string(&value, "key", "key = \"user:<id>\"", errors) {
+                    key.set(&name, lit, errors);
+                }
+            }
+            "keys" => {
+                if let Some(list) = string_list(&value, errors) {
+                    keys.set(&name, list, errors);
+                }
+            }
+            "ttl" => {
+                if let Some(s) = seconds(&value, "ttl", errors) {
+                    ttl.set(&name, s, errors);
+                }
+            }
+            "null_ttl" => {
+                if let Some(s) = seconds(&value, "null_ttl", errors) {
+                    null_ttl.set(&name, s, errors);
+                }
+            }
+            "cache" => cache.set(&name, value, errors),
+            "crate" => {
+                if let Some(lit) = string(&value, "crate", "crate = \"cached_runtime\"", errors) {
+                    match lit.parse::<Path>() {
+                        Ok(path) => krate.set(&name, path, errors),
+                        Err(_) => errors.push(
+                            lit.span(),
+                            "`crate` takes the path of the runtime crate, e.g. `crate = \"cached_runtime\"`",
+                        ),
+                    }
+                }
+            }
+            _ => unreachable!("checked against kind.options()"),
+        }
+    }
+
+    let mut all_keys: Vec<LitStr> = key.get().into_iter().collect();
+    all_keys.extend(keys.get().into_iter().flatten());
+    if all_keys.is_empty() {
+        errors.push(
+            Span::call_site(),
+            format!(
+                "#[{}] needs a key: add `key = \"...\"` with `<param>` placeholders, e.g. {}",
+                kind.name(),
+                kind.example()
+            ),
+        );
+    }
+    let ttl = ttl.get();
+    let null_ttl = null_ttl.get();
+    if kind == Kind::CacheAside {
+        match (ttl, null_ttl) {
+            (None, _) => errors.push(
+                Span::call_site(),
+                "#[cache_aside] needs a TTL: add `ttl = <seconds>`, e.g. `ttl = 600`; every cached entry must expire",
+            ),
+            (Some(ttl), Some(null)) if null.secs > ttl.secs => errors.push(
+                null.span,
+                format!(
+                    "`null_ttl` ({}) is longer than `ttl` ({}); a cached \"not found\" should expire no later than a value: use at most `null_ttl = {}`",
+                    null.secs, ttl.secs, ttl.secs
+                ),
+            ),
+            _ => {}
+        }
+    }
+    Args {
+        keys: all_keys,
+        ttl,
+        null_ttl,
+        cache: cache.get(),
+        krate: krate.get(),
+    }
+}
+
+fn string(value: &Expr, name: &str, example: &str, errors: &mut Errors) -> Option<LitStr> {
+    match value {
+        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Some(s.clone()),
+        other => {
+            errors.push(
+                other.span(),
+                format!("`{name}` takes a string literal, e.g. `{example}`"),
+            );
+            None
+        }
+    }
+}
+
+fn string_list(value: &Expr, errors: &mut Errors) -> Option<Vec<LitStr>> {
+    let Expr::Array(array) = value else {
+        errors.push(
+            value.span(),
+            "`keys` takes a list of string literals, e.g. `keys = [\"user:<id>\", \"users:all\"]`",
+        );
+        return None;
+    };
+    if array.elems.is_empty() {
+        errors.push(array.span(), "`keys` is empty; list at least one key template");
+    }
+    let mut out = Vec::new();
+    for elem in &array.elems {
+        out.extend(string(elem, "keys", "keys = [\"user:<id>\"]", errors));
+    }
+    Some(out)
+}
+
+fn seconds(value: &Expr, name: &str, errors: &mut Errors) -> Option<Secs> {
+    let fix = format!("write a whole number of seconds greater than zero, e.g. `{name} = 600`");
+    let msg = match value {
+        Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => {
+            if !int.suffix().is_empty() && !matches!(int.suffix(), "u32" | "u64" | "usize") {
+                format!("`{name}` is in seconds and takes no `{}` suffix; {fix}", int.suffix())
+            } else {
+                match int.base10_parse::<u64>() {
+                    Ok(0) => format!("`{name}` must be greater than zero; {fix}"),
+                    Ok(secs) if secs > u64::from(u32::MAX) => {
+                        format!("`{name}` of {secs} seconds is over a century; {fix}")
+                    }
+                    Ok(secs) => {
+                        return Some(Secs {
+                            secs,
+                            span: value.span(),
+                        });
+                    }
+                    Err(_) => format!("`{name}` is too large; {fix}"),
+                }
+            }
+        }
+        Expr::Lit(ExprLit { lit: Lit::Float(_), .. }) => {
+            format!("`{name}` takes whole seconds, not a float; {fix}")
+        }
+        Expr::Lit(ExprLit { lit: Lit::Str(_), .. }) => {
+            format!("`{name}` takes an integer, not a string; {fix}")
+        }
+        Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => {
+            format!("`{name}` cannot be negative; {fix}")
+        }
+        _ => format!("`{name}` takes an integer literal; {fix}"),
+    };
+    errors.push(value.span(), msg);
+    None
+}

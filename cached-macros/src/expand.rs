@@ -1,0 +1,171 @@
+//! Code generation: one short call into `cached_runtime::__private`.
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::{Ident, LitStr, Member, Path, ReturnType, Type, parse_quote, spanned::Spanned};
+
+use crate::{
+    attr::{self, Kind},
+    errors::Errors,
+    item::{self, Body, ItemFn, Param},
+    template::{self, Piece},
+};
+
+/// Expands one attribute. On any error the user's function comes back unchanged beside the
+/// errors, so the editor keeps working and no follow-on errors appear.
+pub(crate) fn expand(kind: Kind, args: TokenStream, input: TokenStream) -> TokenStream {
+    let item: ItemFn = match syn::parse2(input.clone()) {
+        Ok(item) => item,
+        Err(e) => {
+            let mut out = input;
+            out.extend(e.into_compile_error());
+            return out;
+        }
+    };
+    let mut errors = Errors::default();
+    let args = attr::parse(kind, args, &mut errors);
+    let params = item::check(kind, &item, &mut errors);
+    let templates: Vec<TokenStream> = args
+        .keys
+        .iter()
+        .map(|lit| {
+            let pieces = template::parse(lit, &mut errors);
+            segments(lit, &pieces, &item, &params, &args.krate_path(), &mut errors)
+        })
+        .collect();
+    if !errors.is_empty() {
+        let mut out = item.to_token_stream();
+        out.extend(errors.into_compile_errors());
+        return out;
+    }
+    generate(kind, &item, &args, &templates)
+}
+
+impl attr::Args {
+    fn krate_path(&self) -> Path {
+        self.krate
+            .clone()
+            .unwrap_or_else(|| parse_quote!(::cached_runtime))
+    }
+}
+
+/// `&[Seg::Lit("user:"), Seg::Arg(&id)]` for one template.
+fn segments(
+    lit: &LitStr,
+    pieces: &[Piece],
+    item: &ItemFn,
+    params: &[(String, Param)],
+    krate: &Path,
+    errors: &mut Errors,
+) -> TokenStream {
+    let span = lit.span();
+    let segs = pieces.iter().filter_map(|piece| match piece {
+        Piece::Lit(text) => Some(quote!(#krate::__private::Seg::Lit(#text))),
+        Piece::Place(path) => {
+            let name = &path[0];
+            let shown = path.join(".");
+            let root = match params.iter().find(|(n, _)| n == name) {
+                Some((_, Param::SelfRef)) => quote_spanned!(span=> self),
+                Some((_, Param::Named)) => Ident::new(name, span).into_token_stream(),
+                Some((_, Param::InPattern)) => {
+                    errors.push(
+                        span,
+                        format!(
+                            "placeholder `<{shown}>`: `{name}` is bound inside a pattern; placeholders name whole parameters, so bind the parameter to a name (e.g. `point: Point`) and write `<point.field>`"
+                        ),
+                    );
+                    return None;
+                }
+                None => {
+                    let names: Vec<&str> = params
+                        .iter()
+                        .filter(|(_, p)| !matches!(p, Param::InPattern))
+                        .map(|(n, _)| n.as_str())
+                        .collect();
+                    let known = if names.is_empty() {
+                        format!("`{}` has no parameters", item.sig.ident)
+                    } else {
+                        format!("its parameters are: {}", names.join(", "))
+                    };
+                    errors.push(
+                        span,
+                        format!(
+                            "placeholder `<{shown}>` names no parameter of `{}`; {known}",
+                            item.sig.ident
+                        ),
+                    );
+                    return None;
+                }
+            };
+            let fields = path[1..].iter().map(|f| -> Member {
+                match f.parse::<u32>() {
+                    Ok(index) => Member::Unnamed(syn::Index { index, span }),
+                    Err(_) => Member::Named(Ident::new(f, span)),
+                }
+            });
+            Some(quote!(#krate::__private::Seg::Arg(&#root #(.#fields)*)))
+        }
+    });
+    let segs: Vec<TokenStream> = segs.collect();
+    quote!(&[#(#segs),*])
+}
+
+fn generate(kind: Kind, item: &ItemFn, args: &attr::Args, templates: &[TokenStream]) -> TokenStream {
+    let krate = args.krate_path();
+    let ItemFn {
+        attrs, vis, sig, ..
+    } = item;
+    let Body::Block { brace, tokens: body } = &item.body else {
+        unreachable!("a missing body is reported as an error");
+    };
+    let mut async_body = TokenStream::new();
+    brace.surround(&mut async_body, |t| body.to_tokens(t));
+
+    // Generated locals are hygienic: the body cannot see them, and they cannot clash with
+    // the user's names (`cache`, `key`, ...).
+    let cache = Ident::new("__cache", Span::mixed_site());
+    let site = format_ident!("__SITE", span = Span::mixed_site());
+    let name = format!("::{}", sig.ident);
+    let (ttl, null_ttl) = (
+        Literal::u64_unsuffixed(args.ttl.map_or(0, |t| t.secs)),
+        Literal::u64_unsuffixed(args.null_ttl.map_or(0, |t| t.secs)),
+    );
+    let cache_expr = match &args.cache {
+        Some(expr) => quote!(&(#expr)),
+        None => quote!(&#krate::__private::Global),
+    };
+    let (ret, ret_span): (Type, Span) = match &sig.output {
+        ReturnType::Type(_, ty) => ((**ty).clone(), ty.span()),
+        ReturnType::Default => (parse_quote!(()), sig.paren_token.span.close()),
+    };
+    let probe = quote_spanned!(ret_span=> #krate::__private::Probe::<#ret>::new().shape());
+
+    let call = match kind {
+        Kind::CacheAside => {
+            let key = Ident::new("__key", Span::mixed_site());
+            let template = &templates[0];
+            let shape = quote_spanned!(ret_span=> #krate::__private::cacheable::<#ret, _>(#probe));
+            quote! {
+                let #key = #krate::__private::key(#cache, #template);
+                #krate::__private::cache_aside(#cache, #key, &#site, #shape, async #async_body).await
+            }
+        }
+        Kind::Invalidates => {
+            let keys = Ident::new("__keys", Span::mixed_site());
+            quote! {
+                let #keys = #krate::__private::keys(#cache, &[#(#templates),*]);
+                #krate::__private::invalidate(#cache, #keys, &#site, #probe, async #async_body).await
+            }
+        }
+    };
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            static #site: #krate::__private::Site = #krate::__private::Site::new(
+                ::core::concat!(::core::module_path!(), #name), #ttl, #null_ttl,
+            );
+            let #cache = #cache_expr;
+            #call
+        }
+    }
+}
