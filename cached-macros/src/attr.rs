@@ -74,7 +74,10 @@ impl<T> Once<T> {
 
     fn set(&mut self, name: &Ident, value: T, errors: &mut Errors) {
         if self.value.is_some() {
-            errors.push(name.span(), format!("duplicate option `{name}`; give it once"));
+            errors.push(
+                name.span(),
+                format!("duplicate option `{name}`; give it once"),
+            );
         } else {
             self.value = Some((name.clone(), value));
         }
@@ -208,7 +211,9 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
 
 fn string(value: &Expr, name: &str, example: &str, errors: &mut Errors) -> Option<LitStr> {
     match value {
-        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Some(s.clone()),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Some(s.clone()),
         other => {
             errors.push(
                 other.span(),
@@ -228,7 +233,10 @@ fn string_list(value: &Expr, errors: &mut Errors) -> Option<Vec<LitStr>> {
         return None;
     };
     if array.elems.is_empty() {
-        errors.push(array.span(), "`keys` is empty; list at least one key template");
+        errors.push(
+            array.span(),
+            "`keys` is empty; list at least one key template",
+        );
     }
     let mut out = Vec::new();
     for elem in &array.elems {
@@ -240,9 +248,14 @@ fn string_list(value: &Expr, errors: &mut Errors) -> Option<Vec<LitStr>> {
 fn seconds(value: &Expr, name: &str, errors: &mut Errors) -> Option<Secs> {
     let fix = format!("write a whole number of seconds greater than zero, e.g. `{name} = 600`");
     let msg = match value {
-        Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => {
             if !int.suffix().is_empty() && !matches!(int.suffix(), "u32" | "u64" | "usize") {
-                format!("`{name}` is in seconds and takes no `{}` suffix; {fix}", int.suffix())
+                format!(
+                    "`{name}` is in seconds and takes no `{}` suffix; {fix}",
+                    int.suffix()
+                )
             } else {
                 match int.base10_parse::<u64>() {
                     Ok(0) => format!("`{name}` must be greater than zero; {fix}"),
@@ -259,10 +272,14 @@ fn seconds(value: &Expr, name: &str, errors: &mut Errors) -> Option<Secs> {
                 }
             }
         }
-        Expr::Lit(ExprLit { lit: Lit::Float(_), .. }) => {
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(_), ..
+        }) => {
             format!("`{name}` takes whole seconds, not a float; {fix}")
         }
-        Expr::Lit(ExprLit { lit: Lit::Str(_), .. }) => {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(_), ..
+        }) => {
             format!("`{name}` takes an integer, not a string; {fix}")
         }
         Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => {

@@ -30,7 +30,14 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, input: TokenStream) -> Token
         .iter()
         .map(|lit| {
             let pieces = template::parse(lit, &mut errors);
-            segments(lit, &pieces, &item, &params, &args.krate_path(), &mut errors)
+            segments(
+                lit,
+                &pieces,
+                &item,
+                &params,
+                &args.krate_path(),
+                &mut errors,
+            )
         })
         .collect();
     if !errors.is_empty() {
@@ -110,12 +117,21 @@ fn segments(
     quote!(&[#(#segs),*])
 }
 
-fn generate(kind: Kind, item: &ItemFn, args: &attr::Args, templates: &[TokenStream]) -> TokenStream {
+fn generate(
+    kind: Kind,
+    item: &ItemFn,
+    args: &attr::Args,
+    templates: &[TokenStream],
+) -> TokenStream {
     let krate = args.krate_path();
     let ItemFn {
         attrs, vis, sig, ..
     } = item;
-    let Body::Block { brace, tokens: body } = &item.body else {
+    let Body::Block {
+        brace,
+        tokens: body,
+    } = &item.body
+    else {
         unreachable!("a missing body is reported as an error");
     };
     let mut async_body = TokenStream::new();

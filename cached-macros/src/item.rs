@@ -57,7 +57,10 @@ impl ToTokens for ItemFn {
         self.vis.to_tokens(tokens);
         self.sig.to_tokens(tokens);
         match &self.body {
-            Body::Block { brace, tokens: body } => {
+            Body::Block {
+                brace,
+                tokens: body,
+            } => {
                 brace.surround(tokens, |t| body.to_tokens(t));
             }
             Body::Missing(semi) => semi.to_tokens(tokens),
@@ -82,7 +85,10 @@ pub(crate) fn check(kind: Kind, item: &ItemFn, errors: &mut Errors) -> Vec<(Stri
     if sig.asyncness.is_none() {
         errors.push(
             sig.fn_token.span,
-            format!("#[{attr}] applies to `async fn`s only; write `async fn {}`", sig.ident),
+            format!(
+                "#[{attr}] applies to `async fn`s only; write `async fn {}`",
+                sig.ident
+            ),
         );
     }
     if let Body::Missing(semi) = &item.body {
@@ -112,7 +118,9 @@ pub(crate) fn check(kind: Kind, item: &ItemFn, errors: &mut Errors) -> Vec<(Stri
                 } else if !(by_ref_shared || typed_ref) {
                     errors.push(
                         recv.span(),
-                        format!("#[{attr}] methods take `&self`, not `self` by value; write `&self`"),
+                        format!(
+                            "#[{attr}] methods take `&self`, not `self` by value; write `&self`"
+                        ),
                     );
                 }
                 params.push(("self".to_owned(), Param::SelfRef));
@@ -166,7 +174,10 @@ fn check_return(output: &ReturnType, sig: &Signature, errors: &mut Errors) {
         _ => None,
     };
     if let Some(problem) = problem {
-        errors.push(ty.span(), format!("cannot cache this return type: {problem}"));
+        errors.push(
+            ty.span(),
+            format!("cannot cache this return type: {problem}"),
+        );
         return;
     }
     // References anywhere in the type cannot come back out of the cache.

@@ -6,7 +6,7 @@
 use std::{fs, path::Path};
 
 use quote::ToTokens;
-use syn::{Item, ImplItem};
+use syn::{ImplItem, Item};
 
 use crate::{attr::Kind, expand::expand};
 

@@ -25,7 +25,10 @@ pub(crate) fn parse(lit: &LitStr, errors: &mut Errors) -> Vec<Piece> {
     let mut literal = String::new();
     let mut chars = text.chars();
     if text.is_empty() {
-        errors.push(span, "the key template is empty; write e.g. `key = \"user:<id>\"`");
+        errors.push(
+            span,
+            "the key template is empty; write e.g. `key = \"user:<id>\"`",
+        );
     }
     if text.starts_with(':') {
         errors.push(
@@ -48,7 +51,9 @@ pub(crate) fn parse(lit: &LitStr, errors: &mut Errors) -> Vec<Piece> {
                 if !closed {
                     errors.push(
                         span,
-                        format!("unclosed placeholder `<{inner}` in key template; close it with `>`"),
+                        format!(
+                            "unclosed placeholder `<{inner}` in key template; close it with `>`"
+                        ),
                     );
                     break;
                 }
@@ -83,17 +88,17 @@ pub(crate) fn parse(lit: &LitStr, errors: &mut Errors) -> Vec<Piece> {
                     );
                 }
                 if !literal.is_empty() {
-                    if matches!(pieces.last(), Some(Piece::Place(_))) && !literal.contains(':') {
-                        if let Some(Piece::Place(prev)) = pieces.last() {
-                            errors.push(
-                                span,
-                                format!(
-                                    "placeholders `<{}>` and `<{name}>` are separated by `{literal}`, which values may contain; put a `:` between them (e.g. `<{}>:<{name}>`) so that keys stay unambiguous",
-                                    prev.join("."),
-                                    prev.join(".")
-                                ),
-                            );
-                        }
+                    if let Some(Piece::Place(prev)) = pieces.last()
+                        && !literal.contains(':')
+                    {
+                        errors.push(
+                            span,
+                            format!(
+                                "placeholders `<{}>` and `<{name}>` are separated by `{literal}`, which values may contain; put a `:` between them (e.g. `<{}>:<{name}>`) so that keys stay unambiguous",
+                                prev.join("."),
+                                prev.join(".")
+                            ),
+                        );
                     }
                     pieces.push(Piece::Lit(std::mem::take(&mut literal)));
                 }

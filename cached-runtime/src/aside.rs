@@ -366,7 +366,12 @@ where
         match cache.del_raw(&keys).await {
             Ok(deleted) => {
                 bump(&counters.invalidations);
-                tracing::debug!(function = site.name, ?keys, deleted, outcome = "invalidated");
+                tracing::debug!(
+                    function = site.name,
+                    ?keys,
+                    deleted,
+                    outcome = "invalidated"
+                );
                 return result;
             }
             Err(error) => {

@@ -268,7 +268,12 @@ impl Cache {
         self.timed(self.inner.backend.get(key)).await
     }
 
-    pub(crate) async fn set_raw(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), Error> {
+    pub(crate) async fn set_raw(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<(), Error> {
         self.timed(self.inner.backend.set(key, value, ttl)).await
     }
 
@@ -303,7 +308,10 @@ impl Cache {
             Ok(result) => result,
             Err(_) => Err(Error::new(
                 ErrorKind::Timeout,
-                format!("{} did not answer within {:?}", self.inner.backend_name, self.inner.op_timeout),
+                format!(
+                    "{} did not answer within {:?}",
+                    self.inner.backend_name, self.inner.op_timeout
+                ),
             )),
         }
     }

@@ -157,20 +157,33 @@ impl CodecKind {
     }
 
     /// Decodes an entry written by [`encode_entry`](Self::encode_entry) with the same codec.
-    pub(crate) fn decode_entry<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<Decoded<T>, Error> {
+    pub(crate) fn decode_entry<T: DeserializeOwned>(
+        self,
+        bytes: &[u8],
+    ) -> Result<Decoded<T>, Error> {
         let Some((header, payload)) = bytes.split_first_chunk::<HEADER_LEN>() else {
-            return Err(Error::new(ErrorKind::Codec, "value shorter than its header"));
+            return Err(Error::new(
+                ErrorKind::Codec,
+                "value shorter than its header",
+            ));
         };
         if header[0] != MAGIC || header[1] != VERSION {
             return Err(Error::new(
                 ErrorKind::Codec,
-                format!("unknown value format (magic {:#04x}, version {})", header[0], header[1]),
+                format!(
+                    "unknown value format (magic {:#04x}, version {})",
+                    header[0], header[1]
+                ),
             ));
         }
         if header[2] != self.id() {
             return Err(Error::new(
                 ErrorKind::Codec,
-                format!("value written by codec {}, cache reads codec {}", header[2], self.id()),
+                format!(
+                    "value written by codec {}, cache reads codec {}",
+                    header[2],
+                    self.id()
+                ),
             ));
         }
         let meta = Meta {
@@ -216,28 +229,51 @@ mod tests {
         };
         for codec in [CodecKind::Bincode, CodecKind::Json] {
             let bytes = codec.encode_entry(Some(&user()), meta).unwrap();
-            assert_eq!(codec.decode_entry::<User>(&bytes).unwrap(), Decoded::Value(user(), meta));
+            assert_eq!(
+                codec.decode_entry::<User>(&bytes).unwrap(),
+                Decoded::Value(user(), meta)
+            );
             let null = codec.encode_entry::<User>(None, meta).unwrap();
             assert_eq!(null.len(), HEADER_LEN);
-            assert_eq!(codec.decode_entry::<User>(&null).unwrap(), Decoded::Null(meta));
+            assert_eq!(
+                codec.decode_entry::<User>(&null).unwrap(),
+                Decoded::Null(meta)
+            );
         }
     }
 
     #[test]
     fn json_payload_is_readable() {
-        let bytes = CodecKind::Json.encode_entry(Some(&user()), Meta::default()).unwrap();
-        assert_eq!(&bytes[HEADER_LEN..], br#"{"id":7,"name":"Ada","tags":["a","b"]}"#);
+        let bytes = CodecKind::Json
+            .encode_entry(Some(&user()), Meta::default())
+            .unwrap();
+        assert_eq!(
+            &bytes[HEADER_LEN..],
+            br#"{"id":7,"name":"Ada","tags":["a","b"]}"#
+        );
     }
 
     #[test]
     fn mismatches_are_errors_not_panics() {
-        let bytes = CodecKind::Bincode.encode_entry(Some(&user()), Meta::default()).unwrap();
+        let bytes = CodecKind::Bincode
+            .encode_entry(Some(&user()), Meta::default())
+            .unwrap();
         // Other codec.
-        assert!(CodecKind::Json.decode_entry::<User>(&bytes).unwrap_err().is_codec());
+        assert!(
+            CodecKind::Json
+                .decode_entry::<User>(&bytes)
+                .unwrap_err()
+                .is_codec()
+        );
         // Other type.
         assert!(CodecKind::Bincode.decode_entry::<Vec<u64>>(&bytes).is_err());
         // Garbage, truncation, a value written by another program.
-        for junk in [&b""[..], b"\xCA\x01", b"hello world, not ours", &bytes[..bytes.len() - 1]] {
+        for junk in [
+            &b""[..],
+            b"\xCA\x01",
+            b"hello world, not ours",
+            &bytes[..bytes.len() - 1],
+        ] {
             assert!(CodecKind::Bincode.decode_entry::<User>(junk).is_err());
         }
     }
@@ -245,13 +281,19 @@ mod tests {
     #[test]
     fn hostile_length_prefix_does_not_allocate() {
         // A header, then a bincode varint length of u64::MAX for a Vec<u8>/String.
-        let mut bytes = CodecKind::Bincode.encode_entry(Some(&0u8), Meta::default()).unwrap();
+        let mut bytes = CodecKind::Bincode
+            .encode_entry(Some(&0u8), Meta::default())
+            .unwrap();
         bytes.truncate(HEADER_LEN);
         bytes.push(253); // varint marker: u64 follows
         bytes.extend_from_slice(&u64::MAX.to_le_bytes());
         assert!(CodecKind::Bincode.decode_entry::<Vec<u8>>(&bytes).is_err());
         assert!(CodecKind::Bincode.decode_entry::<String>(&bytes).is_err());
-        assert!(CodecKind::Bincode.decode_entry::<Vec<String>>(&bytes).is_err());
+        assert!(
+            CodecKind::Bincode
+                .decode_entry::<Vec<String>>(&bytes)
+                .is_err()
+        );
         // A length just under the limit, with no bytes behind it, must fail fast too.
         bytes.truncate(HEADER_LEN + 1);
         bytes.extend_from_slice(&((MAX_VALUE_LEN as u64) - 1).to_le_bytes());

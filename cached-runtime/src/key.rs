@@ -148,7 +148,10 @@ nonzero_key_part!(
 #[cfg(feature = "uuid")]
 impl KeyPart for uuid::Uuid {
     fn write_key_part(&self, out: &mut KeyWriter<'_>) {
-        out.write_safe(self.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()))
+        out.write_safe(
+            self.hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer()),
+        )
     }
 }
 
@@ -209,8 +212,7 @@ pub(crate) fn escape_into(s: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let bytes = s.as_bytes();
     let mut start = 0;
-    let mut iter = s.char_indices().peekable();
-    while let Some((i, c)) = iter.next() {
+    for (i, c) in s.char_indices() {
         let escape = if c.is_ascii() {
             needs_escape(c as u8)
         } else {
@@ -286,10 +288,9 @@ pub(crate) fn check_namespace(ns: &str) -> Result<(), String> {
             "namespace `{ns}` must not start or end with `:`; the cache adds the separator itself"
         ));
     }
-    if let Some(c) = ns
-        .chars()
-        .find(|&c| c != ':' && (c.is_whitespace() || c.is_control() || (c.is_ascii() && needs_escape(c as u8))))
-    {
+    if let Some(c) = ns.chars().find(|&c| {
+        c != ':' && (c.is_whitespace() || c.is_control() || (c.is_ascii() && needs_escape(c as u8)))
+    }) {
         return Err(format!(
             "namespace `{}` contains {c:?}; use letters, digits, `-`, `_`, `.` and `:` (e.g. \"app:v2\")",
             ns.escape_debug()
@@ -310,7 +311,12 @@ mod tests {
     fn readable_keys() {
         assert_eq!(key(&[Seg::Lit("user:"), Seg::Arg(&42u64)]), "app:user:42");
         assert_eq!(
-            key(&[Seg::Lit("user:"), Seg::Arg(&"bob"), Seg::Lit(":"), Seg::Arg(&true)]),
+            key(&[
+                Seg::Lit("user:"),
+                Seg::Arg(&"bob"),
+                Seg::Lit(":"),
+                Seg::Arg(&true)
+            ]),
             "app:user:bob:true"
         );
         assert_eq!(key(&[Seg::Lit("t:"), Seg::Arg(&-7i32)]), "app:t:-7");

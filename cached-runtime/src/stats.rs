@@ -123,16 +123,24 @@ pub struct FunctionStats {
     pub counts: Counts,
 }
 
-/// The per-site counters of one cache.
+/// A function's name and counters.
+type Slot = (&'static str, Arc<Counters>);
+
+/// The per-site counters of one cache, indexed by [`Site::slot`].
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    sites: RwLock<Vec<Option<(&'static str, Arc<Counters>)>>>,
+    sites: RwLock<Vec<Option<Slot>>>,
 }
 
 impl Registry {
     pub(crate) fn site(&self, site: &'static Site) -> Arc<Counters> {
         let slot = site.slot();
-        if let Some(Some((_, c))) = self.sites.read().unwrap_or_else(|e| e.into_inner()).get(slot) {
+        if let Some(Some((_, c))) = self
+            .sites
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(slot)
+        {
             return c.clone();
         }
         let mut sites = self.sites.write().unwrap_or_else(|e| e.into_inner());
