@@ -70,9 +70,9 @@ impl Backend {
         })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(connect_timeout))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(500));
+            // One attempt per (re)connection: while Redis is down each call should fail fast
+            // into its body, not sit in a backoff loop. The next call tries again.
+            .set_number_of_retries(0);
         let manager = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
             Error::with_source(
                 crate::ErrorKind::InvalidConfig,

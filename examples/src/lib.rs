@@ -1,0 +1,1 @@
+//! Runnable examples of `cached-runtime`: see `examples/` (`cargo run --example quickstart`).
