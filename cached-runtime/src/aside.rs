@@ -3,7 +3,7 @@
 use std::{
     future::Future,
     marker::PhantomData,
-    sync::atomic::AtomicBool,
+    sync::{Arc, atomic::AtomicBool},
     time::{Duration, Instant},
 };
 
@@ -12,9 +12,10 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::{
     Cache,
     codec::{CodecKind, Decoded, Meta},
+    flight::Role,
     key::Seg,
     nullish,
-    stats::{Site, bump},
+    stats::{Counters, Site, bump},
 };
 
 /// Anything an annotation's `cache = ...` may give: a [`Cache`], a reference to one, an
@@ -268,6 +269,9 @@ fn encode<R, S: Shape<R>>(
 /// Cache-aside (lazy loading): read the key; on a hit return the cached value without running
 /// `body`; on a miss run `body`, store its result (an `Err` is never stored, a `None` is stored
 /// as a null marker for the null TTL) and return it. Any cache failure runs `body` instead.
+///
+/// With the site's lock on (the default), a miss is a single flight: one caller per key in this
+/// process loads, under a lease in Redis that other processes wait on; see [`load_locked`].
 #[doc(hidden)]
 pub async fn cache_aside<C, R, F>(
     cache: &C,
@@ -286,59 +290,273 @@ where
     };
     let counters = cache.counters(site);
     match cache.get_raw(&key).await {
-        Ok(Some(raw)) => match (ops.decode)(cache.codec(), &raw) {
-            Ok(Hit::Value(value)) => {
-                bump(&counters.hits);
-                tracing::debug!(function = site.name, key, outcome = "hit");
+        Ok(Some(raw)) => {
+            if let Some(value) = decode_found(cache, site, &key, &raw, &ops, &counters) {
                 return value;
             }
-            Ok(Hit::Null(none)) => {
-                bump(&counters.null_hits);
-                tracing::debug!(function = site.name, key, outcome = "null_hit");
-                return none;
-            }
-            Err(error) => {
-                bump(&counters.decode_errors);
-                tracing::warn!(function = site.name, key, %error, "cached value does not decode; reloading");
-            }
-        },
+        }
         Ok(None) => {}
         Err(error) => {
             // Redis is failing: serve from the body and do not queue a write behind it.
             bump(&counters.errors);
             bump(&counters.misses);
-            tracing::warn!(function = site.name, key, %error, "cache read failed; running the body");
+            if error.is_circuit_open() {
+                tracing::debug!(function = site.name, key, outcome = "breaker_open");
+            } else {
+                tracing::warn!(function = site.name, key, %error, "cache read failed; running the body");
+            }
             return body.await;
         }
     }
     bump(&counters.misses);
     tracing::debug!(function = site.name, key, outcome = "miss");
+    if site.lock {
+        load_locked(cache, site, &key, &ops, &counters, body).await
+    } else {
+        load_unlocked(cache, site, &key, &ops, &counters, body).await
+    }
+}
 
+/// A found entry as the result; `None` (counted) if it does not decode.
+fn decode_found<R>(
+    cache: &Cache,
+    site: &Site,
+    key: &str,
+    raw: &[u8],
+    ops: &Ops<R>,
+    counters: &Counters,
+) -> Option<R> {
+    match (ops.decode)(cache.codec(), raw) {
+        Ok(Hit::Value(value)) => {
+            bump(&counters.hits);
+            tracing::debug!(function = site.name, key, outcome = "hit");
+            Some(value)
+        }
+        Ok(Hit::Null(none)) => {
+            bump(&counters.null_hits);
+            tracing::debug!(function = site.name, key, outcome = "null_hit");
+            Some(none)
+        }
+        Err(error) => {
+            bump(&counters.decode_errors);
+            tracing::warn!(function = site.name, key, %error, "cached value does not decode; reloading");
+            None
+        }
+    }
+}
+
+/// A result shared by another caller's load: decoded, not counted as a hit.
+fn decode_shared<R>(cache: &Cache, raw: &[u8], ops: &Ops<R>, counters: &Counters) -> Option<R> {
+    match (ops.decode)(cache.codec(), raw) {
+        Ok(Hit::Value(value) | Hit::Null(value)) => Some(value),
+        Err(_) => {
+            bump(&counters.decode_errors);
+            None
+        }
+    }
+}
+
+/// `lock = false`: run the body and store its result with a plain `SET`.
+async fn load_unlocked<R, F: Future<Output = R>>(
+    cache: &Cache,
+    site: &'static Site,
+    key: &str,
+    ops: &Ops<R>,
+    counters: &Counters,
+    body: F,
+) -> R {
     let started = Instant::now();
     let result = body.await;
-    let Some(Encoded { bytes, ttl }) =
-        (ops.encode)(cache.codec(), &result, started.elapsed(), cache.ttls(site))
-    else {
-        return result;
-    };
-    match bytes {
-        Ok(bytes) => match cache.set_raw(&key, bytes, ttl).await {
+    match (ops.encode)(cache.codec(), &result, started.elapsed(), cache.ttls(site)) {
+        Some(Encoded {
+            bytes: Ok(bytes),
+            ttl,
+        }) => match cache.set_raw(key, bytes, ttl).await {
             Ok(()) => bump(&counters.writes),
             Err(error) => {
                 bump(&counters.errors);
                 tracing::warn!(function = site.name, key, %error, "cache write failed");
             }
         },
-        Err(error) => {
+        Some(Encoded {
+            bytes: Err(error), ..
+        }) => {
             bump(&counters.errors);
             tracing::warn!(function = site.name, key, %error, "value does not encode; not cached");
+        }
+        None => {}
+    }
+    result
+}
+
+/// A miss with stampede protection.
+///
+/// - In this process, concurrent misses of one key form a single flight: the first caller
+///   leads, the others wait for its encoded result.
+/// - Across processes, the leader takes a lease in Redis (`SET {key}:lock <token> NX PX`).
+///   Without it, the leader waits — woken through pub/sub when the value lands or the lease is
+///   released, or after `lock_ttl` — then reads the value, or takes the lease in turn.
+/// - The lease guards the write: the result is stored only if the lease is still ours,
+///   atomically. `#[invalidates]` deletes the lease with the value, so a load that began before
+///   a write can never store its stale result after the write's invalidation.
+async fn load_locked<R, F: Future<Output = R>>(
+    cache: &Cache,
+    site: &'static Site,
+    key: &str,
+    ops: &Ops<R>,
+    counters: &Counters,
+    body: F,
+) -> R {
+    let leader = loop {
+        match cache.flights().join(key) {
+            Role::Leader(leader) => break leader,
+            Role::Waiter(flight) => {
+                bump(&counters.lock_waits);
+                match tokio::time::timeout(cache.lock_ttl() * 2, flight.wait()).await {
+                    Ok(Some(bytes)) => {
+                        if let Some(value) = decode_shared(cache, &bytes, ops, counters) {
+                            return value;
+                        }
+                    }
+                    // The leader's load failed or was cancelled: go round, so one waiter
+                    // becomes the next leader and the rest keep waiting.
+                    Ok(None) => continue,
+                    Err(_) => {}
+                }
+                tracing::debug!(
+                    function = site.name,
+                    key,
+                    "waited too long for a local load; loading"
+                );
+                return body.await;
+            }
+        }
+    };
+
+    // Take the distributed lease, or wait for whoever holds it.
+    let deadline = tokio::time::Instant::now() + cache.lock_ttl();
+    let token = loop {
+        match cache.lease(key).await {
+            Ok(Some(token)) => break Some(token),
+            Ok(None) => {}
+            Err(error) => {
+                bump(&counters.errors);
+                tracing::debug!(function = site.name, key, %error, "no lease (redis failing); loading without storing");
+                break None;
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::debug!(
+                function = site.name,
+                key,
+                "lease holder too slow; loading without storing"
+            );
+            break None;
+        }
+        bump(&counters.lock_waits);
+        match wait_for_fill(cache, key, deadline, counters).await {
+            Some(raw) => {
+                if let Some(value) = decode_shared(cache, &raw, ops, counters) {
+                    leader.finish(Some(raw.into()));
+                    return value;
+                }
+            }
+            None => continue,
+        }
+    };
+
+    let started = Instant::now();
+    let result = body.await;
+    let encoded = (ops.encode)(cache.codec(), &result, started.elapsed(), cache.ttls(site));
+    match (encoded, token) {
+        (
+            Some(Encoded {
+                bytes: Ok(bytes),
+                ttl,
+            }),
+            Some(token),
+        ) => {
+            let bytes: Arc<[u8]> = bytes.into();
+            leader.finish(Some(bytes.clone()));
+            match cache.put_leased(key, &token, bytes, ttl).await {
+                Ok(true) => bump(&counters.writes),
+                Ok(false) => {
+                    bump(&counters.lease_rejected);
+                    tracing::debug!(
+                        function = site.name,
+                        key,
+                        "lease lost during the load (invalidated or expired); result not stored"
+                    );
+                }
+                Err(error) => {
+                    bump(&counters.errors);
+                    tracing::warn!(function = site.name, key, %error, "cache write failed");
+                }
+            }
+        }
+        // Redis failing or the holder too slow: share the result here, store nothing.
+        (
+            Some(Encoded {
+                bytes: Ok(bytes), ..
+            }),
+            None,
+        ) => leader.finish(Some(bytes.into())),
+        (encoded, token) => {
+            if let Some(Encoded {
+                bytes: Err(error), ..
+            }) = encoded
+            {
+                bump(&counters.errors);
+                tracing::warn!(function = site.name, key, %error, "value does not encode; not cached");
+            }
+            // An `Err` (or unencodable value): release the lease so that one waiter, here or
+            // elsewhere, loads next.
+            drop(leader);
+            if let Some(token) = token
+                && let Err(error) = cache.release(key, &token).await
+            {
+                bump(&counters.errors);
+                tracing::debug!(function = site.name, key, %error, "lease release failed; it expires by itself");
+            }
         }
     }
     result
 }
 
-/// Invalidate-on-write: run `body`; if it succeeded, delete every key in one round trip
-/// (retried once). A failed delete is logged and counted, never turned into an error.
+/// Waits until another process fills `key` (returns its bytes), releases its lease or
+/// invalidates the key (`None`: try the lease again), or `deadline` passes (`None`).
+async fn wait_for_fill(
+    cache: &Cache,
+    key: &str,
+    deadline: tokio::time::Instant,
+    counters: &Counters,
+) -> Option<Vec<u8>> {
+    let registration = cache.waiters().register(key);
+    let notified = registration.notify.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    // Registered before this read: a fill that lands after it wakes us.
+    match cache.get_raw(key).await {
+        Ok(Some(raw)) => return Some(raw.to_vec()),
+        Ok(None) => {}
+        Err(_) => return None,
+    }
+    if !cache.is_shared() {
+        // Nobody else can fill it: do not wait.
+        return None;
+    }
+    if tokio::time::timeout_at(deadline, notified).await.is_ok() {
+        bump(&counters.wakeups);
+        if let Ok(Some(raw)) = cache.get_raw(key).await {
+            return Some(raw.to_vec());
+        }
+    }
+    None
+}
+
+/// Invalidate-on-write: run `body`; if it succeeded, delete every key and its lease in one
+/// round trip (retried once). A failed delete is logged, counted and queued for a background
+/// retry; it never turns the write's success into an error.
 #[doc(hidden)]
 pub async fn invalidate<C, S, R, F>(
     cache: &C,
@@ -363,7 +581,7 @@ where
     let counters = cache.counters(site);
     let mut last_error = None;
     for _attempt in 0..2 {
-        match cache.del_raw(&keys).await {
+        match cache.invalidate_keys(&keys).await {
             Ok(deleted) => {
                 bump(&counters.invalidations);
                 tracing::debug!(
@@ -381,12 +599,13 @@ where
         }
     }
     bump(&counters.invalidation_failures);
+    cache.defer_invalidation(&keys);
     if let Some(error) = last_error {
         tracing::error!(
             function = site.name,
             ?keys,
             %error,
-            "invalidation failed twice; the entries stay stale until their TTL expires"
+            "invalidation failed twice; queued for retry (until then, at most the entries' TTL of staleness)"
         );
     }
     result

@@ -1,6 +1,11 @@
 //! Where entries live: Redis, or an in-process map with the same semantics.
 
-use std::{ops::Deref, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    ops::Deref,
+    sync::{Arc, LazyLock},
+    time::{Duration, Instant},
+};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
@@ -25,8 +30,63 @@ impl Deref for Raw {
 
 #[derive(Clone, Debug)]
 pub(crate) enum Backend {
-    Redis(ConnectionManager),
-    Memory(moka::future::Cache<String, MemEntry>),
+    Redis {
+        conn: ConnectionManager,
+        client: redis::Client,
+    },
+    Memory(Arc<Memory>),
+}
+
+#[derive(Debug)]
+pub(crate) struct Memory {
+    map: moka::sync::Cache<String, MemEntry>,
+    /// Leases: lock key -> (token, deadline).
+    leases: std::sync::Mutex<HashMap<String, (String, Instant)>>,
+}
+
+/// Stores the value if the lease is still ours, releases it and announces the key.
+static PUT_LEASED: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  redis.call('DEL', KEYS[2])
+  redis.call('PUBLISH', ARGV[4], 'f:' .. KEYS[1])
+  return 1
+end
+return 0",
+    )
+});
+
+/// Releases a lease we still hold (compare-and-delete) and wakes the waiters.
+static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+  redis.call('PUBLISH', ARGV[2], 'r:' .. KEYS[1])
+  return 1
+end
+return 0",
+    )
+});
+
+/// Deletes entries with their leases (voiding loads in flight) and announces them.
+/// KEYS: entry1, lock1, entry2, lock2, ...
+static INVALIDATE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local n = redis.call('DEL', unpack(KEYS))
+for i = 1, #KEYS, 2 do
+  redis.call('PUBLISH', ARGV[1], 'i:' .. KEYS[i])
+end
+return n",
+    )
+});
+
+/// The lease key of an entry: same hash slot (`{entry}` is its hash tag).
+pub(crate) fn lock_key(key: &str) -> String {
+    format!("{{{key}}}:lock")
 }
 
 #[derive(Clone, Debug)]
@@ -73,6 +133,7 @@ impl Backend {
             // One attempt per (re)connection: while Redis is down each call should fail fast
             // into its body, not sit in a backoff loop. The next call tries again.
             .set_number_of_retries(0);
+        let redis_client = client.clone();
         let manager = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
             Error::with_source(
                 crate::ErrorKind::InvalidConfig,
@@ -80,34 +141,38 @@ impl Backend {
                 e,
             )
         })?;
-        Ok(Backend::Redis(manager))
+        Ok(Backend::Redis {
+            conn: manager,
+            client: redis_client,
+        })
     }
 
     pub(crate) fn memory(max_entries: u64) -> Self {
-        Backend::Memory(
-            moka::future::Cache::builder()
+        Backend::Memory(Arc::new(Memory {
+            map: moka::sync::Cache::builder()
                 .max_capacity(max_entries)
                 .expire_after(MemExpiry)
                 .build(),
-        )
+            leases: Default::default(),
+        }))
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Raw>, Error> {
         match self {
-            Backend::Redis(conn) => {
+            Backend::Redis { conn, .. } => {
                 let v: Option<Vec<u8>> = redis::cmd("GET")
                     .arg(key)
                     .query_async(&mut conn.clone())
                     .await?;
                 Ok(v.map(Raw::Owned))
             }
-            Backend::Memory(map) => Ok(map.get(key).await.map(|e| Raw::Shared(e.bytes))),
+            Backend::Memory(mem) => Ok(mem.map.get(key).map(|e| Raw::Shared(e.bytes))),
         }
     }
 
     pub(crate) async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), Error> {
         match self {
-            Backend::Redis(conn) => {
+            Backend::Redis { conn, .. } => {
                 redis::cmd("SET")
                     .arg(key)
                     .arg(value)
@@ -117,15 +182,14 @@ impl Backend {
                     .await?;
                 Ok(())
             }
-            Backend::Memory(map) => {
-                map.insert(
+            Backend::Memory(mem) => {
+                mem.map.insert(
                     key.to_owned(),
                     MemEntry {
                         bytes: value.into(),
                         ttl,
                     },
-                )
-                .await;
+                );
                 Ok(())
             }
         }
@@ -134,27 +198,154 @@ impl Backend {
     /// Deletes all `keys` in one round trip; returns how many existed.
     pub(crate) async fn del(&self, keys: &[String]) -> Result<u64, Error> {
         match self {
-            Backend::Redis(conn) => Ok(redis::cmd("DEL")
+            Backend::Redis { conn, .. } => Ok(redis::cmd("DEL")
                 .arg(keys)
                 .query_async(&mut conn.clone())
                 .await?),
-            Backend::Memory(map) => {
-                let mut n = 0;
-                for key in keys {
-                    n += u64::from(map.remove(key).await.is_some());
-                }
-                Ok(n)
-            }
+            Backend::Memory(mem) => Ok(keys
+                .iter()
+                .map(|key| u64::from(mem.map.remove(key).is_some()))
+                .sum()),
         }
     }
 
     pub(crate) async fn ping(&self) -> Result<(), Error> {
         match self {
-            Backend::Redis(conn) => {
+            Backend::Redis { conn, .. } => {
                 let _: String = redis::cmd("PING").query_async(&mut conn.clone()).await?;
                 Ok(())
             }
             Backend::Memory(_) => Ok(()),
+        }
+    }
+}
+
+impl Backend {
+    /// Takes the lease of `key` for `ttl` if nobody holds it.
+    pub(crate) async fn try_lease(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        match self {
+            Backend::Redis { conn, .. } => {
+                let set: Option<String> = redis::cmd("SET")
+                    .arg(lock_key(key))
+                    .arg(token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl.as_millis().max(1) as u64)
+                    .query_async(&mut conn.clone())
+                    .await?;
+                Ok(set.is_some())
+            }
+            Backend::Memory(mem) => {
+                let mut leases = mem.leases.lock().unwrap_or_else(|e| e.into_inner());
+                let now = Instant::now();
+                match leases.get(key) {
+                    Some((_, deadline)) if *deadline > now => Ok(false),
+                    _ => {
+                        leases.insert(key.to_owned(), (token.to_owned(), now + ttl));
+                        Ok(true)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores `value` only if the lease `token` on `key` is still valid (not expired, not
+    /// voided by an invalidation), then releases it and wakes waiters. `false`: rejected.
+    pub(crate) async fn put_leased(
+        &self,
+        key: &str,
+        token: &str,
+        value: Arc<[u8]>,
+        ttl: Duration,
+        channel: &str,
+    ) -> Result<bool, Error> {
+        match self {
+            Backend::Redis { conn, .. } => {
+                let stored: i64 = PUT_LEASED
+                    .key(key)
+                    .key(lock_key(key))
+                    .arg(token)
+                    .arg(&*value)
+                    .arg(ttl.as_millis().max(1) as u64)
+                    .arg(channel)
+                    .invoke_async(&mut conn.clone())
+                    .await?;
+                Ok(stored == 1)
+            }
+            Backend::Memory(mem) => {
+                let mut leases = mem.leases.lock().unwrap_or_else(|e| e.into_inner());
+                match leases.get(key) {
+                    Some((t, deadline)) if t == token && *deadline > Instant::now() => {
+                        leases.remove(key);
+                        mem.map
+                            .insert(key.to_owned(), MemEntry { bytes: value, ttl });
+                        Ok(true)
+                    }
+                    _ => Ok(false),
+                }
+            }
+        }
+    }
+
+    /// Releases the lease `token` on `key` if still held, and wakes waiters.
+    pub(crate) async fn release(&self, key: &str, token: &str, channel: &str) -> Result<(), Error> {
+        match self {
+            Backend::Redis { conn, .. } => {
+                let _: i64 = RELEASE
+                    .key(key)
+                    .key(lock_key(key))
+                    .arg(token)
+                    .arg(channel)
+                    .invoke_async(&mut conn.clone())
+                    .await?;
+                Ok(())
+            }
+            Backend::Memory(mem) => {
+                let mut leases = mem.leases.lock().unwrap_or_else(|e| e.into_inner());
+                if leases.get(key).is_some_and(|(t, _)| t == token) {
+                    leases.remove(key);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Deletes entries and their leases in one round trip and announces the invalidation.
+    pub(crate) async fn invalidate(&self, keys: &[String], channel: &str) -> Result<u64, Error> {
+        match self {
+            Backend::Redis { conn, .. } => {
+                let mut invocation = INVALIDATE.prepare_invoke();
+                for key in keys {
+                    invocation.key(key).key(lock_key(key));
+                }
+                Ok(invocation
+                    .arg(channel)
+                    .invoke_async(&mut conn.clone())
+                    .await?)
+            }
+            Backend::Memory(mem) => {
+                let mut leases = mem.leases.lock().unwrap_or_else(|e| e.into_inner());
+                Ok(keys
+                    .iter()
+                    .map(|key| {
+                        leases.remove(key);
+                        u64::from(mem.map.remove(key).is_some())
+                    })
+                    .sum())
+            }
+        }
+    }
+
+    /// The client, for the pub/sub listener (Redis only).
+    pub(crate) fn client(&self) -> Option<&redis::Client> {
+        match self {
+            Backend::Redis { client, .. } => Some(client),
+            Backend::Memory(_) => None,
         }
     }
 }

@@ -3,20 +3,31 @@
 use std::{
     fmt,
     future::Future,
-    sync::{Arc, OnceLock},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
     time::Duration,
 };
+
+use tokio::sync::watch;
 
 use crate::{
     Error, ErrorKind, Stats,
     backend::{Backend, Raw},
+    breaker::Breaker,
     codec::CodecKind,
+    events,
+    flight::{Flights, Waiters},
     key::{self, Seg},
     stats::{Counters, Registry, Site},
 };
 
 /// Default bound on every Redis round trip: see [`CacheBuilder::op_timeout`].
 pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Default lease duration: see [`CacheBuilder::lock_ttl`].
+pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(5);
 
 /// Default namespace: see [`CacheBuilder::namespace`].
 pub const DEFAULT_NAMESPACE: &str = "cache";
@@ -44,7 +55,7 @@ pub struct Cache {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     backend: Backend,
     backend_name: &'static str,
     namespace: String,
@@ -53,7 +64,28 @@ struct Inner {
     ttl_jitter: f64,
     codec: CodecKind,
     stats: Registry,
+    breaker: Breaker,
+    lock_ttl: Duration,
+    /// Pub/sub channel of fill/release/invalidate events: `<namespace>:__events`.
+    channel: String,
+    flights: Flights,
+    waiters: Waiters,
+    /// Invalidations that failed, retried in the background.
+    pending: Mutex<Vec<String>>,
+    pending_counts: PendingCounts,
+    /// Dropped with the cache: stops its background tasks.
+    _shutdown: watch::Sender<()>,
 }
+
+#[derive(Debug, Default)]
+struct PendingCounts {
+    deferred: AtomicU64,
+    recovered: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// Most keys kept for a later invalidation; past it, failures are only logged and counted.
+const MAX_PENDING: usize = 100_000;
 
 impl fmt::Debug for Cache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -83,6 +115,8 @@ pub struct CacheBuilder {
     ttl_jitter: f64,
     codec: CodecKind,
     memory_capacity: u64,
+    breaker: (u32, Duration),
+    lock_ttl: Duration,
 }
 
 impl Default for CacheBuilder {
@@ -95,6 +129,8 @@ impl Default for CacheBuilder {
             ttl_jitter: 0.0,
             codec: CodecKind::Bincode,
             memory_capacity: 100_000,
+            breaker: (5, Duration::from_secs(1)),
+            lock_ttl: DEFAULT_LOCK_TTL,
         }
     }
 }
@@ -158,6 +194,23 @@ impl CacheBuilder {
         self
     }
 
+    /// Circuit breaker: after `failures` consecutive failed round trips (errors or timeouts),
+    /// calls skip Redis for `cooldown` and go straight to their bodies, without waiting out a
+    /// timeout each; then one call probes Redis and closes the breaker if it answers.
+    /// Default: 5 failures, 1 s.
+    pub fn circuit_breaker(mut self, failures: u32, cooldown: Duration) -> Self {
+        self.breaker = (failures, cooldown);
+        self
+    }
+
+    /// How long a loader's lease lasts (default 5 s): callers in other processes wait at most
+    /// this long for its value before loading themselves; a loader that dies holds nothing
+    /// longer. Its result is stored only if the lease is still valid when the load ends.
+    pub fn lock_ttl(mut self, ttl: Duration) -> Self {
+        self.lock_ttl = ttl;
+        self
+    }
+
     /// Checks the configuration and makes the cache. Fails only for invalid configuration;
     /// must be called inside a Tokio runtime.
     pub async fn build(self) -> Result<Cache, Error> {
@@ -174,6 +227,14 @@ impl CacheBuilder {
                 self.ttl_jitter
             )));
         }
+        if self.breaker.0 == 0 || self.breaker.1.is_zero() {
+            return Err(Error::config(
+                "circuit_breaker needs at least 1 failure and a cooldown greater than zero",
+            ));
+        }
+        if self.lock_ttl.as_millis() == 0 {
+            return Err(Error::config("lock_ttl must be at least 1 ms"));
+        }
         if self.memory_capacity == 0 {
             return Err(Error::config("memory_capacity must be at least 1"));
         }
@@ -184,6 +245,8 @@ impl CacheBuilder {
             ),
             BackendChoice::Memory => (Backend::memory(self.memory_capacity), "memory"),
         };
+        let (shutdown, shutdown_rx) = watch::channel(());
+        let channel = key::join(&self.namespace, "__events");
         let cache = Cache {
             inner: Arc::new(Inner {
                 backend,
@@ -194,9 +257,23 @@ impl CacheBuilder {
                 ttl_jitter: self.ttl_jitter,
                 codec: self.codec,
                 stats: Registry::default(),
+                breaker: Breaker::new(self.breaker.0, self.breaker.1),
+                lock_ttl: self.lock_ttl,
+                channel: channel.clone(),
+                flights: Flights::default(),
+                waiters: Waiters::default(),
+                pending: Mutex::new(Vec::new()),
+                pending_counts: PendingCounts::default(),
+                _shutdown: shutdown,
             }),
         };
-        if let Backend::Redis(_) = cache.inner.backend {
+        let weak = Arc::downgrade(&cache.inner);
+        tokio::spawn(events::retry_invalidations(
+            weak.clone(),
+            shutdown_rx.clone(),
+        ));
+        if let Some(client) = cache.inner.backend.client() {
+            tokio::spawn(events::listen(weak, client.clone(), channel, shutdown_rx));
             // Start connecting now, without waiting: the first calls find the connection
             // ready, and a Redis that is down is simply retried later.
             let warm = cache.clone();
@@ -234,7 +311,16 @@ impl Cache {
 
     /// Hit/miss/error counters, total and per annotated function.
     pub fn stats(&self) -> Stats {
-        self.inner.stats.snapshot()
+        let mut stats = self.inner.stats.snapshot();
+        stats.breaker_opens = self.inner.breaker.opens.load(Relaxed);
+        stats.breaker_rejections = self.inner.breaker.rejected.load(Relaxed);
+        stats.breaker_open = self.inner.breaker.is_open();
+        let pending = &self.inner.pending_counts;
+        stats.invalidations_deferred = pending.deferred.load(Relaxed);
+        stats.invalidations_recovered = pending.recovered.load(Relaxed);
+        stats.invalidations_dropped = pending.dropped.load(Relaxed);
+        stats.invalidations_pending = self.inner.pending.lock().map_or(0, |p| p.len() as u64);
+        stats
     }
 
     /// The full Redis key for a template rendered from `segments` (used by the macros;
@@ -277,8 +363,83 @@ impl Cache {
         self.timed(self.inner.backend.set(key, value, ttl)).await
     }
 
-    pub(crate) async fn del_raw(&self, keys: &[String]) -> Result<u64, Error> {
-        self.timed(self.inner.backend.del(keys)).await
+    /// Deletes entries with their leases, announces it to other instances, and forgets local
+    /// flights of those keys.
+    pub(crate) async fn invalidate_keys(&self, keys: &[String]) -> Result<u64, Error> {
+        for key in keys {
+            self.inner.flights.forget(key);
+        }
+        self.timed(self.inner.backend.invalidate(keys, &self.inner.channel))
+            .await
+    }
+
+    pub(crate) fn flights(&self) -> &Flights {
+        &self.inner.flights
+    }
+
+    pub(crate) fn waiters(&self) -> &Waiters {
+        &self.inner.waiters
+    }
+
+    pub(crate) fn lock_ttl(&self) -> Duration {
+        self.inner.lock_ttl
+    }
+
+    /// Whether another process's fill can wake us (a Redis cache); otherwise waiting for
+    /// another process is pointless.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.inner.backend.client().is_some()
+    }
+
+    /// Takes the lease of `key`: `Some(token)` if we got it.
+    pub(crate) async fn lease(&self, key: &str) -> Result<Option<String>, Error> {
+        let token = format!("{:016x}", rand::random::<u64>());
+        let got = self
+            .timed(
+                self.inner
+                    .backend
+                    .try_lease(key, &token, self.inner.lock_ttl),
+            )
+            .await?;
+        Ok(got.then_some(token))
+    }
+
+    /// Stores under the lease; `false`: the lease was lost (expired or voided by an
+    /// invalidation), nothing was stored.
+    pub(crate) async fn put_leased(
+        &self,
+        key: &str,
+        token: &str,
+        value: Arc<[u8]>,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        self.timed(
+            self.inner
+                .backend
+                .put_leased(key, token, value, ttl, &self.inner.channel),
+        )
+        .await
+    }
+
+    pub(crate) async fn release(&self, key: &str, token: &str) -> Result<(), Error> {
+        self.timed(self.inner.backend.release(key, token, &self.inner.channel))
+            .await
+    }
+
+    /// Keeps `keys` for a background retry of their invalidation.
+    pub(crate) fn defer_invalidation(&self, keys: &[String]) {
+        let mut pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let counts = &self.inner.pending_counts;
+        if pending.len() + keys.len() > MAX_PENDING {
+            counts.dropped.fetch_add(keys.len() as u64, Relaxed);
+            tracing::error!(
+                ?keys,
+                "too many pending invalidations; these stay stale until their TTL"
+            );
+            return;
+        }
+        pending.extend_from_slice(keys);
+        counts.deferred.fetch_add(keys.len() as u64, Relaxed);
     }
 
     /// The TTLs of a site: (value TTL, null TTL), jittered.
@@ -303,8 +464,15 @@ impl Cache {
         ttl.mul_f64(1.0 - cut).max(Duration::from_millis(1))
     }
 
+    /// One backend round trip: through the circuit breaker, bounded by `op_timeout`.
     async fn timed<T>(&self, op: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
-        match tokio::time::timeout(self.inner.op_timeout, op).await {
+        let Some(admit) = self.inner.breaker.admit() else {
+            return Err(Error::new(
+                ErrorKind::CircuitOpen,
+                "circuit breaker open: redis failed repeatedly, skipping it for now",
+            ));
+        };
+        let result = match tokio::time::timeout(self.inner.op_timeout, op).await {
             Ok(result) => result,
             Err(_) => Err(Error::new(
                 ErrorKind::Timeout,
@@ -313,6 +481,59 @@ impl Cache {
                     self.inner.backend_name, self.inner.op_timeout
                 ),
             )),
+        };
+        match &result {
+            Ok(_) => self.inner.breaker.success(admit),
+            Err(_) => self.inner.breaker.failure(admit),
+        }
+        result
+    }
+}
+
+impl Inner {
+    /// A message of the event channel: `f:<key>` filled, `r:<key>` released, `i:<key>`
+    /// invalidated.
+    pub(crate) fn on_event(&self, payload: &str) {
+        let Some((kind, key)) = payload.split_once(':') else {
+            return;
+        };
+        if kind == "i" {
+            self.flights.forget(key);
+        }
+        self.waiters.wake(key);
+    }
+
+    /// One attempt at the invalidations that failed before.
+    pub(crate) async fn retry_pending(self: &Arc<Self>) {
+        let keys = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if pending.is_empty() {
+                return;
+            }
+            std::mem::take(&mut *pending)
+        };
+        let cache = Cache {
+            inner: self.clone(),
+        };
+        let mut done = 0;
+        for chunk in keys.chunks(256) {
+            if cache.invalidate_keys(chunk).await.is_err() {
+                break;
+            }
+            done += chunk.len();
+        }
+        if done > 0 {
+            self.pending_counts
+                .recovered
+                .fetch_add(done as u64, Relaxed);
+            tracing::info!(
+                keys = done,
+                "pending invalidations applied after redis recovered"
+            );
+        }
+        if done < keys.len() {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.extend_from_slice(&keys[done..]);
         }
     }
 }

@@ -16,6 +16,8 @@ pub enum ErrorKind {
     Timeout,
     /// A value could not be encoded or decoded.
     Codec,
+    /// The circuit breaker is open: Redis failed repeatedly and is skipped for a while.
+    CircuitOpen,
     /// [`set_global`](crate::set_global) was called a second time.
     GlobalAlreadySet,
 }
@@ -79,6 +81,11 @@ impl Error {
     /// A value that could not be encoded or decoded.
     pub fn is_codec(&self) -> bool {
         self.kind == ErrorKind::Codec
+    }
+
+    /// A round trip skipped because the circuit breaker is open.
+    pub fn is_circuit_open(&self) -> bool {
+        self.kind == ErrorKind::CircuitOpen
     }
 }
 

@@ -43,15 +43,21 @@
 
 mod aside;
 mod backend;
+mod breaker;
 mod cache;
 mod codec;
 mod error;
+mod events;
+mod flight;
 mod key;
 mod nullish;
 mod stats;
 
 pub use aside::AsCache;
-pub use cache::{Cache, CacheBuilder, DEFAULT_NAMESPACE, DEFAULT_OP_TIMEOUT, global, set_global};
+pub use cache::{
+    Cache, CacheBuilder, DEFAULT_LOCK_TTL, DEFAULT_NAMESPACE, DEFAULT_OP_TIMEOUT, global,
+    set_global,
+};
 pub use codec::{Bincode, Codec, CodecKind, Json, MAX_VALUE_LEN};
 pub use error::{Error, ErrorKind};
 pub use key::{KeyPart, KeyWriter, MAX_KEY_LEN};

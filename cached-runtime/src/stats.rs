@@ -13,6 +13,8 @@ pub struct Site {
     pub(crate) ttl_secs: u64,
     /// 0 = not given in the attribute.
     pub(crate) null_ttl_secs: u64,
+    /// Stampede protection (single flight + lease); `lock = false` turns it off.
+    pub(crate) lock: bool,
     slot: OnceLock<usize>,
 }
 
@@ -23,8 +25,15 @@ impl Site {
             name,
             ttl_secs,
             null_ttl_secs,
+            lock: true,
             slot: OnceLock::new(),
         }
+    }
+
+    /// `lock = false`: no single flight, no lease; a miss is read, body, `SET`.
+    pub const fn without_lock(mut self) -> Self {
+        self.lock = false;
+        self
     }
 
     fn slot(&self) -> usize {
@@ -66,7 +75,8 @@ counters! {
     hits,
     /// Calls answered from the cache with a cached "not found" (`None`).
     null_hits,
-    /// Calls that found nothing usable and ran the body.
+    /// Calls that found nothing usable: they ran the body, or waited for another caller's
+    /// load (see `lock_waits`).
     misses,
     /// Redis errors and timeouts (reads, writes and deletes); each made the call fall back to
     /// the body or skip the cache write.
@@ -78,8 +88,17 @@ counters! {
     writes,
     /// Successful invalidations (one per call of an `#[invalidates]` function).
     invalidations,
-    /// Invalidations that failed twice (after one retry); the entries stay until their TTL.
+    /// Invalidations that failed twice (after one retry); their keys are queued and retried
+    /// in the background (see [`Stats::invalidations_deferred`]).
     invalidation_failures,
+    /// Misses that waited for another caller's load instead of running the body (in this
+    /// process, or in another through the Redis lease).
+    lock_waits,
+    /// Waits ended by a notification that the value landed (not by a timeout).
+    wakeups,
+    /// Loads whose result was not stored because their lease was lost: it expired, or an
+    /// invalidation voided it, so the value may already be stale.
+    lease_rejected,
 }
 
 impl Counts {
@@ -101,6 +120,20 @@ pub struct Stats {
     pub total: Counts,
     /// Per function, in order of first use.
     pub functions: Vec<FunctionStats>,
+    /// How often the circuit breaker opened.
+    pub breaker_opens: u64,
+    /// Round trips skipped because the breaker was open.
+    pub breaker_rejections: u64,
+    /// Whether the breaker is open (or half-open) now.
+    pub breaker_open: bool,
+    /// Keys whose invalidation failed twice and was queued for a background retry.
+    pub invalidations_deferred: u64,
+    /// Queued invalidations applied later, once Redis answered.
+    pub invalidations_recovered: u64,
+    /// Queued invalidations still waiting.
+    pub invalidations_pending: u64,
+    /// Invalidations given up because the queue was full (the entries expire by TTL).
+    pub invalidations_dropped: u64,
 }
 
 impl Stats {

@@ -1,0 +1,188 @@
+//! In-process single flight: concurrent misses for one key in one `Cache` run the body once;
+//! the others wait for the leader's encoded result and decode it.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock},
+};
+
+use tokio::sync::Notify;
+
+/// The outcome a leader shares: the encoded entry, or `None` when its result was not
+/// cacheable (an `Err`) or it was cancelled — waiters then go round again.
+type Outcome = Option<Arc<[u8]>>;
+
+#[derive(Debug, Default)]
+pub(crate) struct Flights {
+    map: Mutex<HashMap<String, Arc<Flight>>>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Flight {
+    outcome: OnceLock<Outcome>,
+    done: Notify,
+}
+
+pub(crate) enum Role<'a> {
+    Leader(Leader<'a>),
+    Waiter(Arc<Flight>),
+}
+
+/// The leader of a flight. Dropping it without [`finish`](Leader::finish) (a cancelled
+/// caller) releases the waiters with no outcome.
+pub(crate) struct Leader<'a> {
+    flights: &'a Flights,
+    key: String,
+    flight: Arc<Flight>,
+}
+
+impl Flights {
+    pub(crate) fn join(&self, key: &str) -> Role<'_> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(flight) = map.get(key) {
+            return Role::Waiter(flight.clone());
+        }
+        let flight = Arc::new(Flight::default());
+        map.insert(key.to_owned(), flight.clone());
+        Role::Leader(Leader {
+            flights: self,
+            key: key.to_owned(),
+            flight,
+        })
+    }
+
+    /// Forgets the flight of `key` (after an invalidation): later callers start a new load
+    /// instead of joining one that may return pre-invalidation data.
+    pub(crate) fn forget(&self, key: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+}
+
+impl Flight {
+    /// Waits for the leader's outcome.
+    pub(crate) async fn wait(&self) -> Outcome {
+        loop {
+            let notified = self.done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(outcome) = self.outcome.get() {
+                return outcome.clone();
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Leader<'_> {
+    /// Publishes the outcome to the waiters and ends the flight.
+    pub(crate) fn finish(self, outcome: Outcome) {
+        let _ = self.flight.outcome.set(outcome);
+        // Drop does the rest.
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        let _ = self.flight.outcome.set(None);
+        {
+            let mut map = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
+            if map
+                .get(&self.key)
+                .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+            {
+                map.remove(&self.key);
+            }
+        }
+        self.flight.done.notify_waiters();
+    }
+}
+
+/// Local waiters for keys being loaded by another process, woken by the pub/sub listener.
+#[derive(Debug, Default)]
+pub(crate) struct Waiters {
+    map: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+/// A registration for wake-ups on one key; unregisters on drop.
+pub(crate) struct Registration<'a> {
+    waiters: &'a Waiters,
+    key: &'a str,
+    pub(crate) notify: Arc<Notify>,
+}
+
+impl Waiters {
+    pub(crate) fn register<'a>(&'a self, key: &'a str) -> Registration<'a> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let notify = map.entry(key.to_owned()).or_default().clone();
+        Registration {
+            waiters: self,
+            key,
+            notify,
+        }
+    }
+
+    /// Wakes everyone waiting on `key`; returns whether anyone was.
+    pub(crate) fn wake(&self, key: &str) -> bool {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(key) {
+            Some(notify) => {
+                notify.notify_waiters();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        let mut map = self.waiters.map.lock().unwrap_or_else(|e| e.into_inner());
+        // The map's Arc plus ours: nobody else waits on this key.
+        if Arc::strong_count(&self.notify) == 2 {
+            map.remove(self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_leader_many_waiters() {
+        let flights = Flights::default();
+        let Role::Leader(leader) = flights.join("k") else {
+            panic!("first is the leader")
+        };
+        let Role::Waiter(w1) = flights.join("k") else {
+            panic!("second waits")
+        };
+        let waiter = tokio::spawn(async move { w1.wait().await });
+        tokio::task::yield_now().await;
+        leader.finish(Some(Arc::from(&b"v"[..])));
+        assert_eq!(waiter.await.unwrap().as_deref(), Some(&b"v"[..]));
+        assert!(matches!(flights.join("k"), Role::Leader(_)), "flight ended");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_leader_releases_waiters_empty() {
+        let flights = Flights::default();
+        let leader = flights.join("k");
+        let Role::Waiter(w) = flights.join("k") else {
+            panic!()
+        };
+        drop(leader);
+        assert_eq!(w.wait().await, None);
+    }
+
+    #[tokio::test]
+    async fn forget_starts_a_new_flight() {
+        let flights = Flights::default();
+        let _old = flights.join("k");
+        flights.forget("k");
+        assert!(matches!(flights.join("k"), Role::Leader(_)));
+    }
+}
