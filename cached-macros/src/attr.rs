@@ -28,7 +28,7 @@ impl Kind {
 
     fn options(self) -> &'static [&'static str] {
         match self {
-            Kind::CacheAside => &["key", "ttl", "null_ttl", "cache", "crate"],
+            Kind::CacheAside => &["key", "ttl", "null_ttl", "lock", "cache", "crate"],
             Kind::Invalidates => &["key", "keys", "cache", "crate"],
         }
     }
@@ -102,6 +102,8 @@ pub(crate) struct Args {
     pub(crate) null_ttl: Option<Secs>,
     pub(crate) cache: Option<Expr>,
     pub(crate) krate: Option<Path>,
+    /// `lock = false` turns stampede protection off.
+    pub(crate) lock: bool,
 }
 
 /// Parses `args`; every problem goes into `errors` and the rest is still returned.
@@ -112,6 +114,7 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
     let mut null_ttl = Once::new();
     let mut cache = Once::new();
     let mut krate = Once::new();
+    let mut lock = Once::new();
 
     let list = match Punctuated::<Arg, Token![,]>::parse_terminated.parse2(args) {
         Ok(list) => list,
@@ -155,6 +158,15 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
                 }
             }
             "cache" => cache.set(&name, value, errors),
+            "lock" => match &value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Bool(b), ..
+                }) => lock.set(&name, b.value, errors),
+                other => errors.push(
+                    other.span(),
+                    "`lock` takes `true` (the default: one load per key at a time) or `false`",
+                ),
+            },
             "crate" => {
                 if let Some(lit) = string(&value, "crate", "crate = \"cached_runtime\"", errors) {
                     match lit.parse::<Path>() {
@@ -206,6 +218,7 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
         null_ttl,
         cache: cache.get(),
         krate: krate.get(),
+        lock: lock.get().unwrap_or(true),
     }
 }
 

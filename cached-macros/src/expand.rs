@@ -146,6 +146,7 @@ fn generate(
         Literal::u64_unsuffixed(args.ttl.map_or(0, |t| t.secs)),
         Literal::u64_unsuffixed(args.null_ttl.map_or(0, |t| t.secs)),
     );
+    let without_lock = (!args.lock).then(|| quote!(.without_lock()));
     let cache_expr = match &args.cache {
         Some(expr) => quote!(&(#expr)),
         None => quote!(&#krate::__private::Global),
@@ -179,7 +180,7 @@ fn generate(
         #vis #sig {
             static #site: #krate::__private::Site = #krate::__private::Site::new(
                 ::core::concat!(::core::module_path!(), #name), #ttl, #null_ttl,
-            );
+            )#without_lock;
             let #cache = #cache_expr;
             #call
         }

@@ -28,6 +28,7 @@ use proc_macro::TokenStream;
 /// | `key = "user:<id>"` | required; literal text and `<param>`/`<param.field>`/`<self.field>` placeholders. The Redis key is `<namespace>:<rendered>` |
 /// | `ttl = 600` | required; seconds, > 0 |
 /// | `null_ttl = 30` | seconds a `None` is cached; default the cache's `null_ttl`, else `min(ttl, 60)`; at most `ttl` |
+/// | `lock = false` | turn off stampede protection (on by default: one load per key at a time, under a lease) |
 /// | `cache = self.cache` | any expression giving a `Cache`, `&Cache`, `Arc<Cache>` or `Option` of them; default the global cache |
 /// | `crate = "cached_runtime"` | path of the runtime crate, if renamed |
 ///
