@@ -28,7 +28,17 @@ impl Kind {
 
     fn options(self) -> &'static [&'static str] {
         match self {
-            Kind::CacheAside => &["key", "ttl", "null_ttl", "lock", "cache", "crate"],
+            Kind::CacheAside => &[
+                "key",
+                "ttl",
+                "null_ttl",
+                "lock",
+                "stale",
+                "early_refresh",
+                "fail_safe",
+                "cache",
+                "crate",
+            ],
             Kind::Invalidates => &["key", "keys", "cache", "crate"],
         }
     }
@@ -104,6 +114,10 @@ pub(crate) struct Args {
     pub(crate) krate: Option<Path>,
     /// `lock = false` turns stampede protection off.
     pub(crate) lock: bool,
+    pub(crate) stale: Option<Secs>,
+    pub(crate) fail_safe: Option<Secs>,
+    /// XFetch β, as written.
+    pub(crate) early_refresh: Option<syn::LitFloat>,
 }
 
 /// Parses `args`; every problem goes into `errors` and the rest is still returned.
@@ -115,6 +129,9 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
     let mut cache = Once::new();
     let mut krate = Once::new();
     let mut lock = Once::new();
+    let mut stale = Once::new();
+    let mut fail_safe = Once::new();
+    let mut early_refresh = Once::new();
 
     let list = match Punctuated::<Arg, Token![,]>::parse_terminated.parse2(args) {
         Ok(list) => list,
@@ -155,6 +172,21 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
             "null_ttl" => {
                 if let Some(s) = seconds(&value, "null_ttl", errors) {
                     null_ttl.set(&name, s, errors);
+                }
+            }
+            "stale" => {
+                if let Some(s) = seconds(&value, "stale", errors) {
+                    stale.set(&name, s, errors);
+                }
+            }
+            "fail_safe" => {
+                if let Some(s) = seconds(&value, "fail_safe", errors) {
+                    fail_safe.set(&name, s, errors);
+                }
+            }
+            "early_refresh" => {
+                if let Some(beta) = beta(&value, errors) {
+                    early_refresh.set(&name, beta, errors);
                 }
             }
             "cache" => cache.set(&name, value, errors),
@@ -219,6 +251,9 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
         cache: cache.get(),
         krate: krate.get(),
         lock: lock.get().unwrap_or(true),
+        stale: stale.get(),
+        fail_safe: fail_safe.get(),
+        early_refresh: early_refresh.get(),
     }
 }
 
@@ -256,6 +291,47 @@ fn string_list(value: &Expr, errors: &mut Errors) -> Option<Vec<LitStr>> {
         out.extend(string(elem, "keys", "keys = [\"user:<id>\"]", errors));
     }
     Some(out)
+}
+
+/// `early_refresh = 1.0`: XFetch's β, a positive number (1.0 is the paper's default; larger
+/// refreshes earlier).
+fn beta(value: &Expr, errors: &mut Errors) -> Option<syn::LitFloat> {
+    let fix = "write a positive number, e.g. `early_refresh = 1.0` (XFetch's beta; larger refreshes earlier)";
+    let parsed = match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(f), ..
+        }) => f.base10_parse::<f64>().ok(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i.base10_parse::<f64>().ok(),
+        _ => None,
+    };
+    match parsed {
+        Some(beta) if beta > 0.0 && beta.is_finite() && beta <= 100.0 => {
+            Some(syn::LitFloat::new(&format!("{beta:?}"), value.span()))
+        }
+        Some(_) => {
+            errors.push(
+                value.span(),
+                format!("`early_refresh` must be greater than 0 and at most 100; {fix}"),
+            );
+            None
+        }
+        None => {
+            let what = match value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(_), ..
+                }) => "a string",
+                Expr::Unary(_) => "a negative number",
+                _ => "not a number literal",
+            };
+            errors.push(
+                value.span(),
+                format!("`early_refresh` takes a number, got {what}; {fix}"),
+            );
+            None
+        }
+    }
 }
 
 fn seconds(value: &Expr, name: &str, errors: &mut Errors) -> Option<Secs> {

@@ -146,7 +146,21 @@ fn generate(
         Literal::u64_unsuffixed(args.ttl.map_or(0, |t| t.secs)),
         Literal::u64_unsuffixed(args.null_ttl.map_or(0, |t| t.secs)),
     );
-    let without_lock = (!args.lock).then(|| quote!(.without_lock()));
+    let mut policy = TokenStream::new();
+    if !args.lock {
+        policy.extend(quote!(.without_lock()));
+    }
+    if let Some(stale) = args.stale {
+        let secs = Literal::u64_unsuffixed(stale.secs);
+        policy.extend(quote!(.stale(#secs)));
+    }
+    if let Some(fail_safe) = args.fail_safe {
+        let secs = Literal::u64_unsuffixed(fail_safe.secs);
+        policy.extend(quote!(.fail_safe(#secs)));
+    }
+    if let Some(beta) = &args.early_refresh {
+        policy.extend(quote!(.early_refresh(#beta)));
+    }
     let cache_expr = match &args.cache {
         Some(expr) => quote!(&(#expr)),
         None => quote!(&#krate::__private::Global),
@@ -180,7 +194,7 @@ fn generate(
         #vis #sig {
             static #site: #krate::__private::Site = #krate::__private::Site::new(
                 ::core::concat!(::core::module_path!(), #name), #ttl, #null_ttl,
-            )#without_lock;
+            )#policy;
             let #cache = #cache_expr;
             #call
         }

@@ -29,6 +29,9 @@ use proc_macro::TokenStream;
 /// | `ttl = 600` | required; seconds, > 0 |
 /// | `null_ttl = 30` | seconds a `None` is cached; default the cache's `null_ttl`, else `min(ttl, 60)`; at most `ttl` |
 /// | `lock = false` | turn off stampede protection (on by default: one load per key at a time, under a lease) |
+/// | `stale = 30` | seconds past `ttl` an expired value is still served at once while one caller refreshes it (stale-while-revalidate) |
+/// | `early_refresh = 1.0` | XFetch β: refresh a hot value probabilistically before it expires, so callers never see it expire |
+/// | `fail_safe = 3600` | seconds past `ttl` an expired value may stand in for a body that fails (`Err`) |
 /// | `cache = self.cache` | any expression giving a `Cache`, `&Cache`, `Arc<Cache>` or `Option` of them; default the global cache |
 /// | `crate = "cached_runtime"` | path of the runtime crate, if renamed |
 ///

@@ -11,6 +11,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
     Cache,
+    cache::Ttls,
     codec::{CodecKind, Decoded, Meta},
     flight::Role,
     key::Seg,
@@ -200,7 +201,9 @@ impl<R> std::ops::Deref for Probe<R> {
 #[doc(hidden)]
 pub struct Ops<R> {
     decode: fn(CodecKind, &[u8]) -> Result<Hit<R>, crate::Error>,
-    encode: fn(CodecKind, &R, Duration, (Duration, Duration)) -> Option<Encoded>,
+    encode: fn(CodecKind, &R, Duration, Ttls) -> Option<Encoded>,
+    /// Whether a result is a failure (an `Err`), for `fail_safe`.
+    failed: fn(&R) -> bool,
 }
 
 impl<R> std::fmt::Debug for Ops<R> {
@@ -210,8 +213,17 @@ impl<R> std::fmt::Debug for Ops<R> {
 }
 
 enum Hit<R> {
-    Value(R),
-    Null(R),
+    Value(R, Meta),
+    Null(R, Meta),
+}
+
+impl<R> Hit<R> {
+    fn into_parts(self) -> (R, Meta, bool) {
+        match self {
+            Hit::Value(r, meta) => (r, meta, false),
+            Hit::Null(r, meta) => (r, meta, true),
+        }
+    }
 }
 
 struct Encoded {
@@ -225,16 +237,17 @@ pub fn cacheable<R, S: Shape<R>>(_shape: S) -> Ops<R> {
     Ops {
         decode: decode::<R, S>,
         encode: encode::<R, S>,
+        failed: |r| S::store(r).is_none(),
     }
 }
 
 fn decode<R, S: Shape<R>>(codec: CodecKind, bytes: &[u8]) -> Result<Hit<R>, crate::Error> {
     match codec.decode_entry::<S::Value>(bytes)? {
-        Decoded::Value(value, _) => Ok(Hit::Value(S::from_value(value))),
+        Decoded::Value(value, meta) => Ok(Hit::Value(S::from_value(value), meta)),
         // A null marker is only meaningful for a type with a `None`; under any other type (two
         // templates sharing a key) it is a decode error: reload and overwrite it.
-        Decoded::Null(_) => nullish::none::<S::Value>()
-            .map(|none| Hit::Null(S::from_value(none)))
+        Decoded::Null(meta) => nullish::none::<S::Value>()
+            .map(|none| Hit::Null(S::from_value(none), meta))
             .ok_or_else(|| {
                 crate::Error::new(
                     crate::ErrorKind::Codec,
@@ -248,21 +261,22 @@ fn encode<R, S: Shape<R>>(
     codec: CodecKind,
     result: &R,
     load: Duration,
-    (ttl, null_ttl): (Duration, Duration),
+    ttls: Ttls,
 ) -> Option<Encoded> {
     let value = S::store(result)?;
-    let (value, ttl) = if nullish::is_none(value) {
-        (None, null_ttl)
+    // A value is kept past its logical expiry for `stale` / `fail_safe`; a "not found" is not.
+    let (value, logical, physical) = if nullish::is_none(value) {
+        (None, ttls.null_ttl, ttls.null_ttl)
     } else {
-        (Some(value), ttl)
+        (Some(value), ttls.ttl, ttls.ttl + ttls.extra)
     };
     let meta = Meta {
         load_ms: u32::try_from(load.as_millis()).unwrap_or(u32::MAX),
-        expires_at_ms: unix_ms().saturating_add(ttl.as_millis() as u64),
+        expires_at_ms: unix_ms().saturating_add(logical.as_millis() as u64),
     };
     Some(Encoded {
         bytes: codec.encode_entry(value, meta),
-        ttl,
+        ttl: physical,
     })
 }
 
@@ -289,12 +303,44 @@ where
         return body.await;
     };
     let counters = cache.counters(site);
+    // An expired value still in Redis thanks to `fail_safe`: the answer if the body fails.
+    let mut fallback = None;
     match cache.get_raw(&key).await {
-        Ok(Some(raw)) => {
-            if let Some(value) = decode_found(cache, site, &key, &raw, &ops, &counters) {
-                return value;
+        Ok(Some(raw)) => match (ops.decode)(cache.codec(), &raw) {
+            Ok(hit) => {
+                let (value, meta, null) = hit.into_parts();
+                match freshness(site, meta, null) {
+                    Freshness::Fresh => {
+                        bump(if null {
+                            &counters.null_hits
+                        } else {
+                            &counters.hits
+                        });
+                        tracing::debug!(
+                            function = site.name,
+                            key,
+                            outcome = if null { "null_hit" } else { "hit" }
+                        );
+                        return value;
+                    }
+                    Freshness::RefreshEarly => {
+                        bump(&counters.hits);
+                        return refresh(cache, site, &key, &ops, &counters, value, false, body)
+                            .await;
+                    }
+                    Freshness::Stale => {
+                        bump(&counters.hits);
+                        return refresh(cache, site, &key, &ops, &counters, value, true, body)
+                            .await;
+                    }
+                    Freshness::Expired => fallback = Some(value),
+                }
             }
-        }
+            Err(error) => {
+                bump(&counters.decode_errors);
+                tracing::warn!(function = site.name, key, %error, "cached value does not decode; reloading");
+            }
+        },
         Ok(None) => {}
         Err(error) => {
             // Redis is failing: serve from the body and do not queue a write behind it.
@@ -310,37 +356,117 @@ where
     }
     bump(&counters.misses);
     tracing::debug!(function = site.name, key, outcome = "miss");
-    if site.lock {
+    let result = if site.lock {
         load_locked(cache, site, &key, &ops, &counters, body).await
     } else {
         load_unlocked(cache, site, &key, &ops, &counters, body).await
+    };
+    match fallback {
+        Some(old) if (ops.failed)(&result) => {
+            bump(&counters.fail_safe_served);
+            tracing::warn!(
+                function = site.name,
+                key,
+                "the body failed; serving the expired value (fail_safe)"
+            );
+            old
+        }
+        _ => result,
     }
 }
 
-/// A found entry as the result; `None` (counted) if it does not decode.
-fn decode_found<R>(
+enum Freshness {
+    Fresh,
+    /// Fresh, but XFetch picked this call to refresh it early.
+    RefreshEarly,
+    /// Past expiry, within `stale`.
+    Stale,
+    /// Past expiry and `stale`; kept only for `fail_safe`.
+    Expired,
+}
+
+fn freshness(site: &Site, meta: Meta, null: bool) -> Freshness {
+    if null || meta.expires_at_ms == 0 {
+        return Freshness::Fresh;
+    }
+    let now = unix_ms();
+    if now < meta.expires_at_ms {
+        // XFetch (Vattani et al., VLDB 2015): refresh when now - Δ·β·ln(U) ≥ expiry, U ∈ (0, 1].
+        if site.early_beta > 0.0 {
+            let u: f64 = 1.0 - rand::random::<f64>();
+            let ahead = f64::from(meta.load_ms) * site.early_beta * -u.ln();
+            if now as f64 + ahead >= meta.expires_at_ms as f64 {
+                return Freshness::RefreshEarly;
+            }
+        }
+        return Freshness::Fresh;
+    }
+    if now < meta.expires_at_ms + site.stale_secs * 1000 {
+        Freshness::Stale
+    } else {
+        Freshness::Expired
+    }
+}
+
+/// Refreshes a value that is stale (or picked for early refresh) if this caller takes its
+/// lease; every other caller meanwhile gets the current value at once. The refresh runs in
+/// this caller: it alone waits for the body.
+#[allow(clippy::too_many_arguments)]
+async fn refresh<R, F: Future<Output = R>>(
     cache: &Cache,
-    site: &Site,
+    site: &'static Site,
     key: &str,
-    raw: &[u8],
     ops: &Ops<R>,
     counters: &Counters,
-) -> Option<R> {
-    match (ops.decode)(cache.codec(), raw) {
-        Ok(Hit::Value(value)) => {
-            bump(&counters.hits);
-            tracing::debug!(function = site.name, key, outcome = "hit");
-            Some(value)
+    current: R,
+    stale: bool,
+    body: F,
+) -> R {
+    let token = match cache.lease(key).await {
+        Ok(Some(token)) => token,
+        _ => {
+            if stale {
+                bump(&counters.stale_served);
+                tracing::debug!(function = site.name, key, outcome = "stale");
+            }
+            return current;
         }
-        Ok(Hit::Null(none)) => {
-            bump(&counters.null_hits);
-            tracing::debug!(function = site.name, key, outcome = "null_hit");
-            Some(none)
+    };
+    bump(&counters.refreshes);
+    tracing::debug!(function = site.name, key, outcome = "refresh", stale);
+    let started = Instant::now();
+    let result = body.await;
+    match (ops.encode)(cache.codec(), &result, started.elapsed(), cache.ttls(site)) {
+        Some(Encoded {
+            bytes: Ok(bytes),
+            ttl,
+        }) => {
+            match cache.put_leased(key, &token, bytes.into(), ttl).await {
+                Ok(true) => bump(&counters.writes),
+                Ok(false) => bump(&counters.lease_rejected),
+                Err(_) => bump(&counters.errors),
+            }
+            result
         }
-        Err(error) => {
-            bump(&counters.decode_errors);
-            tracing::warn!(function = site.name, key, %error, "cached value does not decode; reloading");
-            None
+        encoded => {
+            let _ = cache.release(key, &token).await;
+            if let Some(Encoded { bytes: Err(_), .. }) = encoded {
+                bump(&counters.errors);
+                return result;
+            }
+            // The body failed. A value that is still fresh, or stale under `fail_safe`, is
+            // the better answer.
+            if !stale || site.fail_safe_secs > 0 {
+                bump(&counters.fail_safe_served);
+                tracing::warn!(
+                    function = site.name,
+                    key,
+                    "refresh failed; serving the cached value"
+                );
+                current
+            } else {
+                result
+            }
         }
     }
 }
@@ -348,7 +474,7 @@ fn decode_found<R>(
 /// A result shared by another caller's load: decoded, not counted as a hit.
 fn decode_shared<R>(cache: &Cache, raw: &[u8], ops: &Ops<R>, counters: &Counters) -> Option<R> {
     match (ops.decode)(cache.codec(), raw) {
-        Ok(Hit::Value(value) | Hit::Null(value)) => Some(value),
+        Ok(hit) => Some(hit.into_parts().0),
         Err(_) => {
             bump(&counters.decode_errors);
             None

@@ -442,8 +442,8 @@ impl Cache {
         counts.deferred.fetch_add(keys.len() as u64, Relaxed);
     }
 
-    /// The TTLs of a site: (value TTL, null TTL), jittered.
-    pub(crate) fn ttls(&self, site: &Site) -> (Duration, Duration) {
+    /// The TTLs of a site, jittered.
+    pub(crate) fn ttls(&self, site: &Site) -> Ttls {
         let ttl = Duration::from_secs(site.ttl_secs);
         let null_ttl = if site.null_ttl_secs > 0 {
             Duration::from_secs(site.null_ttl_secs)
@@ -453,7 +453,11 @@ impl Cache {
                 .unwrap_or(Duration::from_secs(60))
                 .min(ttl)
         };
-        (self.jitter(ttl), self.jitter(null_ttl))
+        Ttls {
+            ttl: self.jitter(ttl),
+            null_ttl: self.jitter(null_ttl),
+            extra: Duration::from_secs(site.stale_secs.max(site.fail_safe_secs)),
+        }
     }
 
     fn jitter(&self, ttl: Duration) -> Duration {
@@ -536,6 +540,17 @@ impl Inner {
             pending.extend_from_slice(&keys[done..]);
         }
     }
+}
+
+/// How long an entry lives.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ttls {
+    /// Logical lifetime of a value: fresh until then.
+    pub(crate) ttl: Duration,
+    /// Lifetime of a "not found".
+    pub(crate) null_ttl: Duration,
+    /// How long a value is kept in Redis past its logical expiry (`max(stale, fail_safe)`).
+    pub(crate) extra: Duration,
 }
 
 static GLOBAL: OnceLock<Cache> = OnceLock::new();

@@ -15,6 +15,12 @@ pub struct Site {
     pub(crate) null_ttl_secs: u64,
     /// Stampede protection (single flight + lease); `lock = false` turns it off.
     pub(crate) lock: bool,
+    /// Seconds a value may be served stale while one caller refreshes it (0 = off).
+    pub(crate) stale_secs: u64,
+    /// Seconds past expiry a value may stand in for a failing body (0 = off).
+    pub(crate) fail_safe_secs: u64,
+    /// XFetch β for probabilistic early refresh (0 = off).
+    pub(crate) early_beta: f64,
     slot: OnceLock<usize>,
 }
 
@@ -26,8 +32,29 @@ impl Site {
             ttl_secs,
             null_ttl_secs,
             lock: true,
+            stale_secs: 0,
+            fail_safe_secs: 0,
+            early_beta: 0.0,
             slot: OnceLock::new(),
         }
+    }
+
+    /// `stale = secs`.
+    pub const fn stale(mut self, secs: u64) -> Self {
+        self.stale_secs = secs;
+        self
+    }
+
+    /// `fail_safe = secs`.
+    pub const fn fail_safe(mut self, secs: u64) -> Self {
+        self.fail_safe_secs = secs;
+        self
+    }
+
+    /// `early_refresh = beta`.
+    pub const fn early_refresh(mut self, beta: f64) -> Self {
+        self.early_beta = beta;
+        self
     }
 
     /// `lock = false`: no single flight, no lease; a miss is read, body, `SET`.
@@ -99,6 +126,12 @@ counters! {
     /// Loads whose result was not stored because their lease was lost: it expired, or an
     /// invalidation voided it, so the value may already be stale.
     lease_rejected,
+    /// Expired values served at once while one caller refreshed them (`stale`).
+    stale_served,
+    /// Refreshes of a value before or just after its expiry (`stale`, `early_refresh`).
+    refreshes,
+    /// Expired values returned because the body failed (`fail_safe`).
+    fail_safe_served,
 }
 
 impl Counts {

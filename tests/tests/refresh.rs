@@ -1,0 +1,184 @@
+//! Serving hot keys across expiry: stale-while-revalidate, XFetch early refresh and fail-safe,
+//! against a real Redis and the memory backend. (TTLs are whole seconds, so these tests wait
+//! a little over a second for an entry to expire.)
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering::SeqCst},
+    },
+    time::Duration,
+};
+
+use cached_runtime::{Cache, cache_aside};
+use tests::TestRedis;
+use tokio::sync::Barrier;
+
+#[derive(Default)]
+struct Source {
+    value: Mutex<u64>,
+    loads: AtomicU64,
+    failing: AtomicBool,
+}
+
+struct Repo {
+    cache: Cache,
+    source: Arc<Source>,
+}
+
+impl Repo {
+    async fn load(&self) -> Result<u64, String> {
+        self.source.loads.fetch_add(1, SeqCst);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        if self.source.failing.load(SeqCst) {
+            return Err("database down".into());
+        }
+        Ok(*self.source.value.lock().unwrap())
+    }
+
+    #[cache_aside(key = "swr", ttl = 1, stale = 30, cache = self.cache)]
+    async fn swr(&self) -> Result<u64, String> {
+        self.load().await
+    }
+
+    #[cache_aside(key = "early", ttl = 2, early_refresh = 100.0, cache = self.cache)]
+    async fn early(&self) -> Result<u64, String> {
+        self.load().await
+    }
+
+    #[cache_aside(key = "safe", ttl = 1, fail_safe = 60, cache = self.cache)]
+    async fn safe(&self) -> Result<u64, String> {
+        self.load().await
+    }
+}
+
+async fn backends() -> Vec<(Cache, Option<TestRedis>)> {
+    let redis = TestRedis::new();
+    let on_redis = Cache::builder()
+        .redis(redis.url())
+        .namespace(redis.namespace())
+        .build()
+        .await
+        .unwrap();
+    on_redis.ping().await.unwrap();
+    let memory = Cache::builder().memory().build().await.unwrap();
+    vec![(on_redis, Some(redis)), (memory, None)]
+}
+
+fn repo(cache: &Cache) -> Arc<Repo> {
+    Arc::new(Repo {
+        cache: cache.clone(),
+        source: Arc::new(Source::default()),
+    })
+}
+
+async fn stampede<F, Fut>(n: usize, call: F) -> Vec<Result<u64, String>>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, String>> + Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let barrier = barrier.clone();
+            let fut = call();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                fut.await
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_while_revalidate_serves_the_old_value_and_refreshes_once() {
+    for (cache, _redis) in backends().await {
+        let repo = repo(&cache);
+        *repo.source.value.lock().unwrap() = 1;
+        assert_eq!(repo.swr().await, Ok(1));
+        *repo.source.value.lock().unwrap() = 2;
+        tokio::time::sleep(Duration::from_millis(1100)).await; // expired, within `stale`
+        let results = stampede(50, || {
+            let repo = repo.clone();
+            async move { repo.swr().await }
+        })
+        .await;
+        let stale = results.iter().filter(|r| **r == Ok(1)).count();
+        let fresh = results.iter().filter(|r| **r == Ok(2)).count();
+        let counts = *cache.stats().function("swr").unwrap();
+        println!(
+            "{}: across expiry, {stale} callers got the stale value at once, {fresh} refreshed; {counts:?}",
+            cache.backend_name()
+        );
+        assert_eq!(counts.refreshes, 1, "exactly one refresh");
+        assert_eq!(fresh, 1, "only the refreshing caller waited for the body");
+        assert_eq!(stale, 49);
+        assert_eq!(counts.stale_served, 49);
+        assert_eq!(repo.source.loads.load(SeqCst), 2);
+        assert_eq!(repo.swr().await, Ok(2), "the refreshed value is cached");
+        assert_eq!(repo.source.loads.load(SeqCst), 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_refresh_keeps_a_hot_key_from_expiring() {
+    for (cache, _redis) in backends().await {
+        let repo = repo(&cache);
+        assert_eq!(repo.early().await, Ok(0));
+        // Hot traffic for longer than the TTL: with XFetch the value is refreshed before it
+        // expires, so no call after the first is a miss.
+        for _ in 0..30 {
+            let results = stampede(10, || {
+                let repo = repo.clone();
+                async move { repo.early().await }
+            })
+            .await;
+            assert!(results.iter().all(|r| *r == Ok(0)));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let counts = *cache.stats().function("early").unwrap();
+        println!(
+            "{}: 3 s of hot traffic on a 2 s TTL: {counts:?}",
+            cache.backend_name()
+        );
+        assert_eq!(counts.misses, 1, "only the very first call missed");
+        assert!(counts.refreshes >= 1);
+        assert_eq!(repo.source.loads.load(SeqCst), 1 + counts.refreshes);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_safe_serves_the_expired_value_when_the_body_fails() {
+    for (cache, _redis) in backends().await {
+        let repo = repo(&cache);
+        *repo.source.value.lock().unwrap() = 7;
+        assert_eq!(repo.safe().await, Ok(7));
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        repo.source.failing.store(true, SeqCst);
+        assert_eq!(
+            repo.safe().await,
+            Ok(7),
+            "expired value instead of the error"
+        );
+        assert_eq!(cache.stats().function("safe").unwrap().fail_safe_served, 1);
+        // The body recovers: the next call reloads.
+        repo.source.failing.store(false, SeqCst);
+        *repo.source.value.lock().unwrap() = 8;
+        assert_eq!(repo.safe().await, Ok(8));
+    }
+}
+
+#[tokio::test]
+async fn fail_safe_without_a_value_returns_the_error() {
+    for (cache, _redis) in backends().await {
+        let repo = repo(&cache);
+        repo.source.failing.store(true, SeqCst);
+        assert_eq!(repo.safe().await, Err("database down".into()));
+        assert_eq!(repo.swr().await, Err("database down".into()));
+    }
+}
