@@ -4,8 +4,7 @@ use proc_macro2::{Span, TokenStream};
 use syn::{
     Expr, ExprLit, Ident, Lit, LitStr, Path, Token,
     ext::IdentExt,
-    parse::{Parse, ParseStream, Parser},
-    punctuated::Punctuated,
+    parse::{Parse, ParseStream},
     spanned::Spanned,
 };
 
@@ -57,18 +56,41 @@ struct Arg {
     value: Expr,
 }
 
-impl Parse for Arg {
+/// The argument list. A malformed argument is an error of its own; the others still count,
+/// so that one typo does not also report every other option as missing.
+struct ArgList(Vec<Result<Arg, syn::Error>>);
+
+impl Parse for ArgList {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let name = Ident::parse_any(input)?;
-        if !input.peek(Token![=]) {
-            return Err(syn::Error::new(
-                name.span(),
-                format!("expected `{name} = <value>`, e.g. `ttl = 600` or `key = \"user:<id>\"`"),
-            ));
+        let mut args = Vec::new();
+        while !input.is_empty() {
+            let name = Ident::parse_any(input)?;
+            if input.peek(Token![=]) {
+                input.parse::<Token![=]>()?;
+                args.push(Ok(Arg {
+                    name,
+                    value: input.parse()?,
+                }));
+            } else {
+                let hint = match name.to_string().as_str() {
+                    "lock" => "`lock = false` (stampede protection is on by default)".to_owned(),
+                    n => format!("`{n} = <value>`, e.g. `ttl = 600` or `key = \"user:<id>\"`"),
+                };
+                args.push(Err(syn::Error::new(
+                    name.span(),
+                    format!("expected {hint}"),
+                )));
+                // Skip to the next argument.
+                while !input.is_empty() && !input.peek(Token![,]) {
+                    input.parse::<proc_macro2::TokenTree>()?;
+                }
+            }
+            if input.is_empty() {
+                break;
+            }
+            input.parse::<Token![,]>()?;
         }
-        input.parse::<Token![=]>()?;
-        let value = input.parse()?;
-        Ok(Arg { name, value })
+        Ok(ArgList(args))
     }
 }
 
@@ -133,15 +155,27 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
     let mut fail_safe = Once::new();
     let mut early_refresh = Once::new();
 
-    let list = match Punctuated::<Arg, Token![,]>::parse_terminated.parse2(args) {
-        Ok(list) => list,
+    let list = match syn::parse2::<ArgList>(args) {
+        Ok(ArgList(list)) => list,
         Err(e) => {
             errors.add(e);
-            Punctuated::new()
+            Vec::new()
         }
     };
-    for Arg { name, value } in list {
+    // Options written at all, valid or not: a bad value is reported once, at the value, not
+    // again as "missing".
+    let mut seen = Vec::new();
+    let mut repeated_keys = Vec::new();
+    for arg in list {
+        let Arg { name, value } = match arg {
+            Ok(arg) => arg,
+            Err(e) => {
+                errors.add(e);
+                continue;
+            }
+        };
         let n = name.to_string();
+        seen.push(n.clone());
         if !kind.options().contains(&n.as_str()) {
             errors.push(
                 name.span(),
@@ -156,7 +190,12 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
         match n.as_str() {
             "key" => {
                 if let Some(lit) = string(&value, "key", "key = \"user:<id>\"", errors) {
-                    key.set(&name, lit, errors);
+                    // `#[invalidates]` may list several keys.
+                    if kind == Kind::Invalidates && key.value.is_some() {
+                        repeated_keys.push(lit);
+                    } else {
+                        key.set(&name, lit, errors);
+                    }
                 }
             }
             "keys" => {
@@ -215,8 +254,10 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
     }
 
     let mut all_keys: Vec<LitStr> = key.get().into_iter().collect();
+    all_keys.extend(repeated_keys);
     all_keys.extend(keys.get().into_iter().flatten());
-    if all_keys.is_empty() {
+    let given = |n: &str| seen.iter().any(|s| s == n);
+    if all_keys.is_empty() && !given("key") && !given("keys") {
         errors.push(
             Span::call_site(),
             format!(
@@ -230,6 +271,7 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
     let null_ttl = null_ttl.get();
     if kind == Kind::CacheAside {
         match (ttl, null_ttl) {
+            (None, _) if given("ttl") => {}
             (None, _) => errors.push(
                 Span::call_site(),
                 "#[cache_aside] needs a TTL: add `ttl = <seconds>`, e.g. `ttl = 600`; every cached entry must expire",

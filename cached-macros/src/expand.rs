@@ -41,7 +41,10 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, input: TokenStream) -> Token
         })
         .collect();
     if !errors.is_empty() {
-        let mut out = item.to_token_stream();
+        // The function as written, so that nothing else fails; parameters used only in the
+        // key would look unused, which is not the problem to report.
+        let mut out = quote!(#[allow(unused_variables)]);
+        out.extend(item.to_token_stream());
         out.extend(errors.into_compile_errors());
         return out;
     }
@@ -73,12 +76,26 @@ fn segments(
             let shown = path.join(".");
             let root = match params.iter().find(|(n, _)| n == name) {
                 Some((_, Param::SelfRef)) => quote_spanned!(span=> self),
-                Some((_, Param::Named)) => Ident::new(name, span).into_token_stream(),
+                Some((_, Param::Named(ident))) => {
+                    let mut ident = ident.clone();
+                    ident.set_span(span);
+                    ident.into_token_stream()
+                }
                 Some((_, Param::InPattern)) => {
                     errors.push(
                         span,
                         format!(
                             "placeholder `<{shown}>`: `{name}` is bound inside a pattern; placeholders name whole parameters, so bind the parameter to a name (e.g. `point: Point`) and write `<point.field>`"
+                        ),
+                    );
+                    return None;
+                }
+                None if name == "self" => {
+                    errors.push(
+                        span,
+                        format!(
+                            "placeholder `<{shown}>`: `{}` has no `self`; `<self.…>` placeholders work in `&self` methods",
+                            item.sig.ident
                         ),
                     );
                     return None;
@@ -107,10 +124,17 @@ fn segments(
             let fields = path[1..].iter().map(|f| -> Member {
                 match f.parse::<u32>() {
                     Ok(index) => Member::Unnamed(syn::Index { index, span }),
-                    Err(_) => Member::Named(Ident::new(f, span)),
+                    Err(_) => Member::Named(syn::parse_str::<Ident>(f).map_or_else(
+                        |_| Ident::new_raw(f, span),
+                        |mut ident| {
+                            ident.set_span(span);
+                            ident
+                        },
+                    )),
                 }
             });
-            Some(quote!(#krate::__private::Seg::Arg(&#root #(.#fields)*)))
+            // Spanned at the key: a value type without `KeyPart` is reported there.
+            Some(quote_spanned!(span=> #krate::__private::Seg::Arg(&#root #(.#fields)*)))
         }
     });
     let segs: Vec<TokenStream> = segs.collect();
@@ -134,13 +158,14 @@ fn generate(
     else {
         unreachable!("a missing body is reported as an error");
     };
-    let mut async_body = TokenStream::new();
-    brace.surround(&mut async_body, |t| body.to_tokens(t));
+    let mut block = TokenStream::new();
+    brace.surround(&mut block, |t| body.to_tokens(t));
 
     // Generated locals are hygienic: the body cannot see them, and they cannot clash with
     // the user's names (`cache`, `key`, ...).
-    let cache = Ident::new("__cache", Span::mixed_site());
-    let site = format_ident!("__SITE", span = Span::mixed_site());
+    let cache = Ident::new("__cached_runtime_cache", Span::mixed_site());
+    let site = format_ident!("__CACHED_RUNTIME_SITE", span = Span::mixed_site());
+    let ret_value = Ident::new("__cached_runtime_ret", Span::mixed_site());
     let name = format!("::{}", sig.ident);
     let (ttl, null_ttl) = (
         Literal::u64_unsuffixed(args.ttl.map_or(0, |t| t.secs)),
@@ -161,19 +186,22 @@ fn generate(
     if let Some(beta) = &args.early_refresh {
         policy.extend(quote!(.early_refresh(#beta)));
     }
+    // Spanned at the expression: something that is not a cache is reported there.
     let cache_expr = match &args.cache {
-        Some(expr) => quote!(&(#expr)),
+        Some(expr) => quote_spanned!(expr.span()=> &(#expr)),
         None => quote!(&#krate::__private::Global),
     };
     let (ret, ret_span): (Type, Span) = match &sig.output {
         ReturnType::Type(_, ty) => ((**ty).clone(), ty.span()),
         ReturnType::Default => (parse_quote!(()), sig.paren_token.span.close()),
     };
+    // The body typed as the declared return type: a mismatch is reported in the body.
+    let async_body = quote!({ let #ret_value: #ret = #block; #ret_value });
     let probe = quote_spanned!(ret_span=> #krate::__private::Probe::<#ret>::new().shape());
 
     let call = match kind {
         Kind::CacheAside => {
-            let key = Ident::new("__key", Span::mixed_site());
+            let key = Ident::new("__cached_runtime_key", Span::mixed_site());
             let template = &templates[0];
             let shape = quote_spanned!(ret_span=> #krate::__private::cacheable::<#ret, _>(#probe));
             quote! {
@@ -182,7 +210,7 @@ fn generate(
             }
         }
         Kind::Invalidates => {
-            let keys = Ident::new("__keys", Span::mixed_site());
+            let keys = Ident::new("__cached_runtime_keys", Span::mixed_site());
             quote! {
                 let #keys = #krate::__private::keys(#cache, &[#(#templates),*]);
                 #krate::__private::invalidate(#cache, #keys, &#site, #probe, async #async_body).await
@@ -195,7 +223,7 @@ fn generate(
             static #site: #krate::__private::Site = #krate::__private::Site::new(
                 ::core::concat!(::core::module_path!(), #name), #ttl, #null_ttl,
             )#policy;
-            let #cache = #cache_expr;
+            let #cache: #krate::__private::CacheRef<'_> = #cache_expr;
             #call
         }
     }

@@ -72,8 +72,8 @@ impl ToTokens for ItemFn {
 pub(crate) enum Param {
     /// `&self` (the only receiver allowed).
     SelfRef,
-    /// `name: Type`.
-    Named,
+    /// `name: Type` (the ident as written, maybe raw: `r#type`).
+    Named(syn::Ident),
     /// An identifier bound inside a pattern (`(a, b): (u8, u8)`): not usable.
     InPattern,
 }
@@ -127,7 +127,8 @@ pub(crate) fn check(kind: Kind, item: &ItemFn, errors: &mut Errors) -> Vec<(Stri
             }
             FnArg::Typed(pat) => match &*pat.pat {
                 Pat::Ident(ident) if ident.subpat.is_none() => {
-                    params.push((ident.ident.to_string(), Param::Named));
+                    let name = syn::ext::IdentExt::unraw(&ident.ident).to_string();
+                    params.push((name, Param::Named(ident.ident.clone())));
                 }
                 other => collect_pattern_idents(other, &mut params),
             },
@@ -143,7 +144,10 @@ fn collect_pattern_idents(pat: &Pat, out: &mut Vec<(String, Param)>) {
     struct Visit<'a>(&'a mut Vec<(String, Param)>);
     impl<'ast> syn::visit::Visit<'ast> for Visit<'_> {
         fn visit_pat_ident(&mut self, i: &'ast syn::PatIdent) {
-            self.0.push((i.ident.to_string(), Param::InPattern));
+            self.0.push((
+                syn::ext::IdentExt::unraw(&i.ident).to_string(),
+                Param::InPattern,
+            ));
             syn::visit::visit_pat_ident(self, i);
         }
     }

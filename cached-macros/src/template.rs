@@ -65,7 +65,10 @@ pub(crate) fn parse(lit: &LitStr, errors: &mut Errors) -> Vec<Piece> {
                     );
                     continue;
                 }
-                let path: Vec<String> = name.split('.').map(str::to_owned).collect();
+                let path: Vec<String> = name
+                    .split('.')
+                    .map(|seg| seg.strip_prefix("r#").unwrap_or(seg).to_owned())
+                    .collect();
                 if let Some(bad) = path.iter().find(|seg| !is_ident_or_index(seg)) {
                     errors.push(
                         span,
@@ -131,6 +134,7 @@ fn is_ident_or_index(s: &str) -> bool {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return true;
     }
+    let s = s.strip_prefix("r#").unwrap_or(s);
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c == '_' || c.is_alphabetic())
         && chars.all(|c| c == '_' || c.is_alphanumeric())

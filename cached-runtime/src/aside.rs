@@ -21,6 +21,11 @@ use crate::{
 
 /// Anything an annotation's `cache = ...` may give: a [`Cache`], a reference to one, an
 /// `Arc<Cache>`, or an `Option` of those (`None` runs uncached).
+#[diagnostic::on_unimplemented(
+    message = "`cache = ...` must give a `Cache`, `&Cache`, `Arc<Cache>` or an `Option` of them, not `{Self}`",
+    label = "not a cache",
+    note = "e.g. `cache = self.cache` for a field `cache: cached_runtime::Cache`"
+)]
 pub trait AsCache {
     /// The cache to use, if any.
     fn as_cache(&self) -> Option<&Cache>;
@@ -50,6 +55,11 @@ impl<T: AsCache> AsCache for Option<T> {
     }
 }
 
+/// What the macros bind the `cache = ...` expression to (a coercion at the user's expression,
+/// so that something that is not a cache is reported there, once).
+#[doc(hidden)]
+pub type CacheRef<'a> = &'a (dyn AsCache + Sync);
+
 /// The process-wide cache, for annotations without `cache = ...`.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
@@ -74,13 +84,13 @@ fn uncached(site: &Site) {
 
 /// Renders a key, or nothing when there is no cache to use it with.
 #[doc(hidden)]
-pub fn key(cache: &impl AsCache, segments: &[Seg<'_>]) -> Option<String> {
+pub fn key(cache: &(impl AsCache + ?Sized), segments: &[Seg<'_>]) -> Option<String> {
     cache.as_cache().map(|c| c.render_key(segments))
 }
 
 /// Renders several keys (for `#[invalidates]`).
 #[doc(hidden)]
-pub fn keys(cache: &impl AsCache, templates: &[&[Seg<'_>]]) -> Vec<String> {
+pub fn keys(cache: &(impl AsCache + ?Sized), templates: &[&[Seg<'_>]]) -> Vec<String> {
     match cache.as_cache() {
         Some(c) => templates.iter().map(|t| c.render_key(t)).collect(),
         None => Vec::new(),

@@ -65,6 +65,12 @@ impl KeyWriter<'_> {
 ///     }
 /// }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot fill a key placeholder",
+    label = "`{Self}` does not implement `KeyPart`",
+    note = "placeholders take integers, `bool`, `char`, `str` and `String`; for a `Display` type write `cached_runtime::key_part_via_display!(YourType);`, or implement `cached_runtime::KeyPart`",
+    note = "or name a field that is one of these, e.g. `<query.id>`"
+)]
 pub trait KeyPart {
     /// Writes the value; everything written through `out` is escaped.
     fn write_key_part(&self, out: &mut KeyWriter<'_>);

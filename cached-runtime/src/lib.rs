@@ -77,8 +77,8 @@ pub use cached_macros::invalidates;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::aside::{
-        Global, Outcome, Plain, PlainProbe, Probe, Res, Shape, cache_aside, cacheable, invalidate,
-        key, keys,
+        CacheRef, Global, Outcome, Plain, PlainProbe, Probe, Res, Shape, cache_aside, cacheable,
+        invalidate, key, keys,
     };
     pub use crate::key::Seg;
     pub use crate::stats::Site;

@@ -13,23 +13,24 @@ pub struct Users {
 impl Users {
     /// Finds a user.
     pub async fn find(&self, id: u64) -> Result<Option<User>, DbError> {
-        static __SITE: ::cached_runtime::__private::Site = ::cached_runtime::__private::Site::new(
+        static __CACHED_RUNTIME_SITE: ::cached_runtime::__private::Site = ::cached_runtime::__private::Site::new(
             ::core::concat!(::core::module_path!(), "::find"),
             600,
             0,
         );
-        let __cache = &(self.cache);
-        let __key = ::cached_runtime::__private::key(
-            __cache,
+        let __cached_runtime_cache: ::cached_runtime::__private::CacheRef<'_> = &(self
+            .cache);
+        let __cached_runtime_key = ::cached_runtime::__private::key(
+            __cached_runtime_cache,
             &[
                 ::cached_runtime::__private::Seg::Lit("user:"),
                 ::cached_runtime::__private::Seg::Arg(&id),
             ],
         );
         ::cached_runtime::__private::cache_aside(
-                __cache,
-                __key,
-                &__SITE,
+                __cached_runtime_cache,
+                __cached_runtime_key,
+                &__CACHED_RUNTIME_SITE,
                 ::cached_runtime::__private::cacheable::<
                     Result<Option<User>, DbError>,
                     _,
@@ -39,7 +40,12 @@ impl Users {
                     >::new()
                         .shape(),
                 ),
-                async { Ok(Some(User { id, name: "Ada".into() })) },
+                async {
+                    let __cached_runtime_ret: Result<Option<User>, DbError> = {
+                        Ok(Some(User { id, name: "Ada".into() }))
+                    };
+                    __cached_runtime_ret
+                },
             )
             .await
     }

@@ -18,6 +18,9 @@ impl Users {
     /// Finds a user.
     #[cache_aside(key = "user:<id>", ttl = 600, cache = self.cache)]
     pub async fn find(&self, id: u64) -> Result<Option<User>, DbError> {
-        Ok(Some(User { id, name: "Ada".into() }))
+        Ok(Some(User {
+            id,
+            name: "Ada".into(),
+        }))
     }
 }

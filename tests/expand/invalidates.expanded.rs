@@ -6,14 +6,15 @@ pub struct Users {
 pub struct DbError;
 impl Users {
     pub async fn move_user(&self, id: u64, team: u32) -> Result<(), DbError> {
-        static __SITE: ::cached_runtime::__private::Site = ::cached_runtime::__private::Site::new(
+        static __CACHED_RUNTIME_SITE: ::cached_runtime::__private::Site = ::cached_runtime::__private::Site::new(
             ::core::concat!(::core::module_path!(), "::move_user"),
             0,
             0,
         );
-        let __cache = &(self.cache);
-        let __keys = ::cached_runtime::__private::keys(
-            __cache,
+        let __cached_runtime_cache: ::cached_runtime::__private::CacheRef<'_> = &(self
+            .cache);
+        let __cached_runtime_keys = ::cached_runtime::__private::keys(
+            __cached_runtime_cache,
             &[
                 &[
                     ::cached_runtime::__private::Seg::Lit("user:"),
@@ -27,13 +28,16 @@ impl Users {
             ],
         );
         ::cached_runtime::__private::invalidate(
-                __cache,
-                __keys,
-                &__SITE,
+                __cached_runtime_cache,
+                __cached_runtime_keys,
+                &__CACHED_RUNTIME_SITE,
                 ::cached_runtime::__private::Probe::<Result<(), DbError>>::new().shape(),
                 async {
-                    let _ = (id, team);
-                    Ok(())
+                    let __cached_runtime_ret: Result<(), DbError> = {
+                        let _ = (id, team);
+                        Ok(())
+                    };
+                    __cached_runtime_ret
                 },
             )
             .await

@@ -1,0 +1,9 @@
+use cached_runtime::invalidates;
+
+#[invalidates()]
+async fn rename(id: u64, name: &str) -> Result<(), std::io::Error> {
+    println!("{id}: {name}");
+    Ok(())
+}
+
+fn main() {}
