@@ -30,14 +30,7 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, input: TokenStream) -> Token
         .iter()
         .map(|lit| {
             let pieces = template::parse(lit, &mut errors);
-            segments(
-                lit,
-                &pieces,
-                &item,
-                &params,
-                &args.krate_path(),
-                &mut errors,
-            )
+            segments(lit, &pieces, &item, &params, &mut errors)
         })
         .collect();
     if !errors.is_empty() {
@@ -59,86 +52,103 @@ impl attr::Args {
     }
 }
 
-/// `&[Seg::Lit("user:"), Seg::Arg(&id)]` for one template.
+/// `&["user:", ""], &[&id]` for one template: its text around the placeholders, and the
+/// placeholders' values.
 fn segments(
     lit: &LitStr,
     pieces: &[Piece],
     item: &ItemFn,
     params: &[(String, Param)],
-    krate: &Path,
     errors: &mut Errors,
 ) -> TokenStream {
     let span = lit.span();
-    let segs = pieces.iter().filter_map(|piece| match piece {
-        Piece::Lit(text) => Some(quote!(#krate::__private::Seg::Lit(#text))),
-        Piece::Place(path) => {
-            let name = &path[0];
-            let shown = path.join(".");
-            let root = match params.iter().find(|(n, _)| n == name) {
-                Some((_, Param::SelfRef)) => quote_spanned!(span=> self),
-                Some((_, Param::Named(ident))) => {
-                    let mut ident = ident.clone();
-                    ident.set_span(span);
-                    ident.into_token_stream()
+    let mut lits = vec![String::new()];
+    let mut args = Vec::new();
+    for piece in pieces {
+        match piece {
+            Piece::Lit(text) => lits.last_mut().expect("never empty").push_str(text),
+            Piece::Place(path) => {
+                if let Some(arg) = placeholder(path, span, item, params, errors) {
+                    args.push(arg);
                 }
-                Some((_, Param::InPattern)) => {
-                    errors.push(
+                lits.push(String::new());
+            }
+        }
+    }
+    quote!(&[#(#lits),*], &[#(#args),*])
+}
+
+/// The value of one placeholder: `&id`, `&self.tenant`.
+fn placeholder(
+    path: &[String],
+    span: Span,
+    item: &ItemFn,
+    params: &[(String, Param)],
+    errors: &mut Errors,
+) -> Option<TokenStream> {
+    let name = &path[0];
+    let shown = path.join(".");
+    let root = match params.iter().find(|(n, _)| n == name) {
+        Some((_, Param::SelfRef)) => quote_spanned!(span=> self),
+        Some((_, Param::Named(ident))) => {
+            let mut ident = ident.clone();
+            ident.set_span(span);
+            ident.into_token_stream()
+        }
+        Some((_, Param::InPattern)) => {
+            errors.push(
                         span,
                         format!(
                             "placeholder `<{shown}>`: `{name}` is bound inside a pattern; placeholders name whole parameters, so bind the parameter to a name (e.g. `point: Point`) and write `<point.field>`"
                         ),
                     );
-                    return None;
-                }
-                None if name == "self" => {
-                    errors.push(
+            return None;
+        }
+        None if name == "self" => {
+            errors.push(
                         span,
                         format!(
                             "placeholder `<{shown}>`: `{}` has no `self`; `<self.…>` placeholders work in `&self` methods",
                             item.sig.ident
                         ),
                     );
-                    return None;
-                }
-                None => {
-                    let names: Vec<&str> = params
-                        .iter()
-                        .filter(|(_, p)| !matches!(p, Param::InPattern))
-                        .map(|(n, _)| n.as_str())
-                        .collect();
-                    let known = if names.is_empty() {
-                        format!("`{}` has no parameters", item.sig.ident)
-                    } else {
-                        format!("its parameters are: {}", names.join(", "))
-                    };
-                    errors.push(
-                        span,
-                        format!(
-                            "placeholder `<{shown}>` names no parameter of `{}`; {known}",
-                            item.sig.ident
-                        ),
-                    );
-                    return None;
-                }
+            return None;
+        }
+        None => {
+            let names: Vec<&str> = params
+                .iter()
+                .filter(|(_, p)| !matches!(p, Param::InPattern))
+                .map(|(n, _)| n.as_str())
+                .collect();
+            let known = if names.is_empty() {
+                format!("`{}` has no parameters", item.sig.ident)
+            } else {
+                format!("its parameters are: {}", names.join(", "))
             };
-            let fields = path[1..].iter().map(|f| -> Member {
-                match f.parse::<u32>() {
-                    Ok(index) => Member::Unnamed(syn::Index { index, span }),
-                    Err(_) => Member::Named(syn::parse_str::<Ident>(f).map_or_else(
-                        |_| Ident::new_raw(f, span),
-                        |mut ident| {
-                            ident.set_span(span);
-                            ident
-                        },
-                    )),
-                }
-            });
-            // Spanned at the key: a value type without `KeyPart` is reported there.
-            Some(quote_spanned!(span=> #krate::__private::Seg::Arg(&#root #(.#fields)*)))
+            errors.push(
+                span,
+                format!(
+                    "placeholder `<{shown}>` names no parameter of `{}`; {known}",
+                    item.sig.ident
+                ),
+            );
+            return None;
+        }
+    };
+    let fields = path[1..].iter().map(|f| -> Member {
+        match f.parse::<u32>() {
+            Ok(index) => Member::Unnamed(syn::Index { index, span }),
+            Err(_) => Member::Named(syn::parse_str::<Ident>(f).map_or_else(
+                |_| Ident::new_raw(f, span),
+                |mut ident| {
+                    ident.set_span(span);
+                    ident
+                },
+            )),
         }
     });
-    let segs: Vec<TokenStream> = segs.collect();
-    quote!(&[#(#segs),*])
+    // Spanned at the key: a value type without `KeyPart` is reported there.
+    Some(quote_spanned!(span=> &#root #(.#fields)*))
 }
 
 fn generate(
@@ -163,9 +173,9 @@ fn generate(
 
     // Generated locals are hygienic: the body cannot see them, and they cannot clash with
     // the user's names (`cache`, `key`, ...).
-    let cache = Ident::new("__cached_runtime_cache", Span::mixed_site());
-    let site = format_ident!("__CACHED_RUNTIME_SITE", span = Span::mixed_site());
-    let ret_value = Ident::new("__cached_runtime_ret", Span::mixed_site());
+    let cache = Ident::new("__cache", Span::mixed_site());
+    let site = format_ident!("__SITE", span = Span::mixed_site());
+    let ret_value = Ident::new("__ret", Span::mixed_site());
     let name = format!("::{}", sig.ident);
     let (ttl, null_ttl) = (
         Literal::u64_unsuffixed(args.ttl.map_or(0, |t| t.secs)),
@@ -197,32 +207,37 @@ fn generate(
     };
     // The body typed as the declared return type: a mismatch is reported in the body.
     let async_body = quote!({ let #ret_value: #ret = #block; #ret_value });
-    let probe = quote_spanned!(ret_span=> #krate::__private::Probe::<#ret>::new().shape());
+    let probe = quote_spanned!(ret_span=> #krate::__private::probe::<#ret>().shape());
 
+    // The function's static call site (name, TTLs, policy, counters), in a block of its own so
+    // that it can shadow nothing of the user's.
+    let site_ref = quote! {{
+        static #site: #krate::__private::Site = #krate::__private::Site::new(
+            ::core::concat!(::core::module_path!(), #name), #ttl, #null_ttl,
+        )#policy;
+        &#site
+    }};
     let call = match kind {
         Kind::CacheAside => {
-            let key = Ident::new("__cached_runtime_key", Span::mixed_site());
+            let key = Ident::new("__key", Span::mixed_site());
             let template = &templates[0];
-            let shape = quote_spanned!(ret_span=> #krate::__private::cacheable::<#ret, _>(#probe));
+            let shape = quote_spanned!(ret_span=> #krate::__private::ops::<#ret, _>(#probe));
             quote! {
                 let #key = #krate::__private::key(#cache, #template);
-                #krate::__private::cache_aside(#cache, #key, &#site, #shape, async #async_body).await
+                #krate::__private::cache_aside(#cache, #key, #site_ref, #shape, async #async_body).await
             }
         }
         Kind::Invalidates => {
-            let keys = Ident::new("__cached_runtime_keys", Span::mixed_site());
+            let keys = Ident::new("__keys", Span::mixed_site());
             quote! {
-                let #keys = #krate::__private::keys(#cache, &[#(#templates),*]);
-                #krate::__private::invalidate(#cache, #keys, &#site, #probe, async #async_body).await
+                let #keys = #krate::__private::keys(#cache, &[#((#templates)),*]);
+                #krate::__private::invalidate(#cache, #keys, #site_ref, #probe, async #async_body).await
             }
         }
     };
     quote! {
         #(#attrs)*
         #vis #sig {
-            static #site: #krate::__private::Site = #krate::__private::Site::new(
-                ::core::concat!(::core::module_path!(), #name), #ttl, #null_ttl,
-            )#policy;
             let #cache: #krate::__private::CacheRef<'_> = #cache_expr;
             #call
         }

@@ -14,7 +14,7 @@ use crate::{
     cache::Ttls,
     codec::{CodecKind, Decoded, Meta},
     flight::Role,
-    key::Seg,
+    key::KeyPart,
     nullish,
     stats::{Counters, Site, bump},
 };
@@ -82,19 +82,33 @@ fn uncached(site: &Site) {
     }
 }
 
-/// Renders a key, or nothing when there is no cache to use it with.
+/// Renders a key from the template's text pieces and the placeholders' values, or nothing
+/// when there is no cache to use it with.
 #[doc(hidden)]
-pub fn key(cache: &(impl AsCache + ?Sized), segments: &[Seg<'_>]) -> Option<String> {
-    cache.as_cache().map(|c| c.render_key(segments))
+pub fn key(cache: CacheRef<'_>, lits: &[&str], args: &[&dyn KeyPart]) -> Option<String> {
+    cache.as_cache().map(|c| c.render_key(lits, args))
 }
+
+/// One key template of `#[invalidates]`: text pieces and values.
+#[doc(hidden)]
+pub type Template<'a> = (&'a [&'a str], &'a [&'a dyn KeyPart]);
 
 /// Renders several keys (for `#[invalidates]`).
 #[doc(hidden)]
-pub fn keys(cache: &(impl AsCache + ?Sized), templates: &[&[Seg<'_>]]) -> Vec<String> {
+pub fn keys(cache: CacheRef<'_>, templates: &[Template<'_>]) -> Vec<String> {
     match cache.as_cache() {
-        Some(c) => templates.iter().map(|t| c.render_key(t)).collect(),
+        Some(c) => templates
+            .iter()
+            .map(|(lits, args)| c.render_key(lits, args))
+            .collect(),
         None => Vec::new(),
     }
+}
+
+/// A probe of the return type `R`: `probe::<R>().shape()` picks its shape.
+#[doc(hidden)]
+pub const fn probe<R>() -> Probe<R> {
+    Probe(PhantomData)
 }
 
 /// How a return type maps onto a cached value: [`Res`] for `Result<T, E>` (an `Err` is never
@@ -205,7 +219,7 @@ impl<R> std::ops::Deref for Probe<R> {
     }
 }
 
-/// The serde work for one return type, as plain function pointers: [`cacheable`] is where
+/// The serde work for one return type, as plain function pointers: [`ops`] is where
 /// the `Serialize + DeserializeOwned` bounds are checked (the macros span it at the user's
 /// return type, so an unmet bound is reported there, once), and [`cache_aside`] needs none.
 #[doc(hidden)]
@@ -243,7 +257,7 @@ struct Encoded {
 
 /// Checks that `R` is cacheable with shape `S` and returns its [`Ops`].
 #[doc(hidden)]
-pub fn cacheable<R, S: Shape<R>>(_shape: S) -> Ops<R> {
+pub fn ops<R, S: Shape<R>>(_shape: S) -> Ops<R> {
     Ops {
         decode: decode::<R, S>,
         encode: encode::<R, S>,
@@ -297,15 +311,14 @@ fn encode<R, S: Shape<R>>(
 /// With the site's lock on (the default), a miss is a single flight: one caller per key in this
 /// process loads, under a lease in Redis that other processes wait on; see [`load_locked`].
 #[doc(hidden)]
-pub async fn cache_aside<C, R, F>(
-    cache: &C,
+pub async fn cache_aside<R, F>(
+    cache: CacheRef<'_>,
     key: Option<String>,
     site: &'static Site,
     ops: Ops<R>,
     body: F,
 ) -> R
 where
-    C: AsCache + ?Sized,
     F: Future<Output = R>,
 {
     let (Some(cache), Some(key)) = (cache.as_cache(), key) else {
@@ -694,15 +707,14 @@ async fn wait_for_fill(
 /// round trip (retried once). A failed delete is logged, counted and queued for a background
 /// retry; it never turns the write's success into an error.
 #[doc(hidden)]
-pub async fn invalidate<C, S, R, F>(
-    cache: &C,
+pub async fn invalidate<S, R, F>(
+    cache: CacheRef<'_>,
     keys: Vec<String>,
     site: &'static Site,
     _shape: S,
     body: F,
 ) -> R
 where
-    C: AsCache + ?Sized,
     S: Outcome<R>,
     F: Future<Output = R>,
 {

@@ -19,7 +19,7 @@ use crate::{
     codec::CodecKind,
     events,
     flight::{Flights, Waiters},
-    key::{self, Seg},
+    key::{self, KeyPart},
     stats::{Counters, Registry, Site},
 };
 
@@ -326,8 +326,8 @@ impl Cache {
     /// The full Redis key for a template rendered from `segments` (used by the macros;
     /// exposed so tools can compute keys the same way).
     #[doc(hidden)]
-    pub fn render_key(&self, segments: &[Seg<'_>]) -> String {
-        key::render(&self.inner.namespace, segments)
+    pub fn render_key(&self, lits: &[&str], args: &[&dyn KeyPart]) -> String {
+        key::render(&self.inner.namespace, lits, args)
     }
 
     /// Deletes entries by their key relative to the namespace (`"user:42"` deletes

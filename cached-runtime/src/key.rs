@@ -186,25 +186,6 @@ macro_rules! key_part_via_display {
     )+};
 }
 
-/// One piece of a key template, as the macros emit it.
-#[doc(hidden)]
-#[derive(Clone, Copy)]
-pub enum Seg<'a> {
-    /// Literal template text, checked at compile time.
-    Lit(&'static str),
-    /// A placeholder's value.
-    Arg(&'a dyn KeyPart),
-}
-
-impl fmt::Debug for Seg<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Seg::Lit(s) => f.debug_tuple("Lit").field(s).finish(),
-            Seg::Arg(_) => f.write_str("Arg(..)"),
-        }
-    }
-}
-
 #[inline]
 fn needs_escape(b: u8) -> bool {
     matches!(
@@ -237,17 +218,20 @@ pub(crate) fn escape_into(s: &str, out: &mut String) {
     out.push_str(&s[start..]);
 }
 
-/// Renders `namespace:segments…` into a full Redis key, shortening it past [`MAX_KEY_LEN`].
-pub(crate) fn render(namespace: &str, segs: &[Seg<'_>]) -> String {
+/// Renders `namespace:lit0 arg0 lit1 arg1 … litN` into a full Redis key, shortening it past
+/// [`MAX_KEY_LEN`]. `lits` holds the template's literal text around the placeholders (one more
+/// than `args`; checked at compile time), `args` the placeholders' values.
+pub(crate) fn render(namespace: &str, lits: &[&str], args: &[&dyn KeyPart]) -> String {
+    debug_assert_eq!(lits.len(), args.len() + 1);
     let mut out = String::with_capacity(namespace.len() + 1 + 24);
     if !namespace.is_empty() {
         out.push_str(namespace);
         out.push(':');
     }
-    for seg in segs {
-        match seg {
-            Seg::Lit(s) => out.push_str(s),
-            Seg::Arg(v) => v.write_key_part(&mut KeyWriter { out: &mut out }),
+    for (i, lit) in lits.iter().enumerate() {
+        out.push_str(lit);
+        if let Some(arg) = args.get(i) {
+            arg.write_key_part(&mut KeyWriter { out: &mut out });
         }
     }
     if out.len() > MAX_KEY_LEN {
@@ -309,8 +293,29 @@ pub(crate) fn check_namespace(ns: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// A template of text pieces and values, as the macros split it.
+    enum Seg<'a> {
+        Lit(&'static str),
+        Arg(&'a dyn KeyPart),
+    }
+
+    fn split<'a>(segs: &[Seg<'a>]) -> (Vec<&'static str>, Vec<&'a dyn KeyPart>) {
+        let (mut lits, mut args) = (vec![""], Vec::new());
+        for seg in segs {
+            match seg {
+                Seg::Lit(s) => *lits.last_mut().unwrap() = s,
+                Seg::Arg(a) => {
+                    args.push(*a);
+                    lits.push("");
+                }
+            }
+        }
+        (lits, args)
+    }
+
     fn key(segs: &[Seg<'_>]) -> String {
-        render("app", segs)
+        let (lits, args) = split(segs);
+        render("app", &lits, &args)
     }
 
     #[test]
@@ -326,7 +331,7 @@ mod tests {
             "app:user:bob:true"
         );
         assert_eq!(key(&[Seg::Lit("t:"), Seg::Arg(&-7i32)]), "app:t:-7");
-        assert_eq!(render("", &[Seg::Lit("x")]), "x");
+        assert_eq!(render("", &["x"], &[]), "x");
     }
 
     #[test]

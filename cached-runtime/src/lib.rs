@@ -77,10 +77,10 @@ pub use cached_macros::invalidates;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::aside::{
-        CacheRef, Global, Outcome, Plain, PlainProbe, Probe, Res, Shape, cache_aside, cacheable,
-        invalidate, key, keys,
+        CacheRef, Global, Outcome, Plain, PlainProbe, Probe, Res, Shape, Template, cache_aside,
+        invalidate, key, keys, ops, probe,
     };
-    pub use crate::key::Seg;
+    pub use crate::key::KeyPart;
     pub use crate::stats::Site;
 }
 

@@ -13,38 +13,31 @@ pub struct Users {
 impl Users {
     /// Finds a user.
     pub async fn find(&self, id: u64) -> Result<Option<User>, DbError> {
-        static __CACHED_RUNTIME_SITE: ::cached_runtime::__private::Site = ::cached_runtime::__private::Site::new(
-            ::core::concat!(::core::module_path!(), "::find"),
-            600,
-            0,
-        );
-        let __cached_runtime_cache: ::cached_runtime::__private::CacheRef<'_> = &(self
-            .cache);
-        let __cached_runtime_key = ::cached_runtime::__private::key(
-            __cached_runtime_cache,
-            &[
-                ::cached_runtime::__private::Seg::Lit("user:"),
-                ::cached_runtime::__private::Seg::Arg(&id),
-            ],
-        );
+        let __cache: ::cached_runtime::__private::CacheRef<'_> = &(self.cache);
+        let __key = ::cached_runtime::__private::key(__cache, &["user:", ""], &[&id]);
         ::cached_runtime::__private::cache_aside(
-                __cached_runtime_cache,
-                __cached_runtime_key,
-                &__CACHED_RUNTIME_SITE,
-                ::cached_runtime::__private::cacheable::<
+                __cache,
+                __key,
+                {
+                    static __SITE: ::cached_runtime::__private::Site = ::cached_runtime::__private::Site::new(
+                        ::core::concat!(::core::module_path!(), "::find"),
+                        600,
+                        0,
+                    );
+                    &__SITE
+                },
+                ::cached_runtime::__private::ops::<
                     Result<Option<User>, DbError>,
                     _,
                 >(
-                    ::cached_runtime::__private::Probe::<
-                        Result<Option<User>, DbError>,
-                    >::new()
+                    ::cached_runtime::__private::probe::<Result<Option<User>, DbError>>()
                         .shape(),
                 ),
                 async {
-                    let __cached_runtime_ret: Result<Option<User>, DbError> = {
+                    let __ret: Result<Option<User>, DbError> = {
                         Ok(Some(User { id, name: "Ada".into() }))
                     };
-                    __cached_runtime_ret
+                    __ret
                 },
             )
             .await

@@ -6,38 +6,29 @@ pub struct Users {
 pub struct DbError;
 impl Users {
     pub async fn move_user(&self, id: u64, team: u32) -> Result<(), DbError> {
-        static __CACHED_RUNTIME_SITE: ::cached_runtime::__private::Site = ::cached_runtime::__private::Site::new(
-            ::core::concat!(::core::module_path!(), "::move_user"),
-            0,
-            0,
-        );
-        let __cached_runtime_cache: ::cached_runtime::__private::CacheRef<'_> = &(self
-            .cache);
-        let __cached_runtime_keys = ::cached_runtime::__private::keys(
-            __cached_runtime_cache,
-            &[
-                &[
-                    ::cached_runtime::__private::Seg::Lit("user:"),
-                    ::cached_runtime::__private::Seg::Arg(&id),
-                ],
-                &[
-                    ::cached_runtime::__private::Seg::Lit("team:"),
-                    ::cached_runtime::__private::Seg::Arg(&team),
-                    ::cached_runtime::__private::Seg::Lit(":members"),
-                ],
-            ],
+        let __cache: ::cached_runtime::__private::CacheRef<'_> = &(self.cache);
+        let __keys = ::cached_runtime::__private::keys(
+            __cache,
+            &[(&["user:", ""], &[&id]), (&["team:", ":members"], &[&team])],
         );
         ::cached_runtime::__private::invalidate(
-                __cached_runtime_cache,
-                __cached_runtime_keys,
-                &__CACHED_RUNTIME_SITE,
-                ::cached_runtime::__private::Probe::<Result<(), DbError>>::new().shape(),
+                __cache,
+                __keys,
+                {
+                    static __SITE: ::cached_runtime::__private::Site = ::cached_runtime::__private::Site::new(
+                        ::core::concat!(::core::module_path!(), "::move_user"),
+                        0,
+                        0,
+                    );
+                    &__SITE
+                },
+                ::cached_runtime::__private::probe::<Result<(), DbError>>().shape(),
                 async {
-                    let __cached_runtime_ret: Result<(), DbError> = {
+                    let __ret: Result<(), DbError> = {
                         let _ = (id, team);
                         Ok(())
                     };
-                    __cached_runtime_ret
+                    __ret
                 },
             )
             .await

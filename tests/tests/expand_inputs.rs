@@ -2,10 +2,10 @@
 //! `cargo test -p cached-macros`) must also compile.
 #![allow(dead_code, unreachable_pub)]
 
-#[path = "../expand/cache_aside_method.rs"]
-mod cache_aside_method;
 #[path = "../expand/cache_aside_global.rs"]
 mod cache_aside_global;
+#[path = "../expand/cache_aside_method.rs"]
+mod cache_aside_method;
 #[path = "../expand/cache_aside_policy.rs"]
 mod cache_aside_policy;
 #[path = "../expand/invalidates.rs"]
