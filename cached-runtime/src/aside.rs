@@ -457,41 +457,23 @@ async fn refresh<R, F: Future<Output = R>>(
     };
     bump(&counters.refreshes);
     tracing::debug!(function = site.name, key, outcome = "refresh", stale);
-    let started = Instant::now();
-    let result = body.await;
-    match (ops.encode)(cache.codec(), &result, started.elapsed(), cache.ttls(site)) {
-        Some(Encoded {
-            bytes: Ok(bytes),
-            ttl,
-        }) => {
-            match cache.put_leased(key, &token, bytes.into(), ttl).await {
-                Ok(true) => bump(&counters.writes),
-                Ok(false) => bump(&counters.lease_rejected),
-                Err(_) => bump(&counters.errors),
-            }
-            result
-        }
-        encoded => {
-            let _ = cache.release(key, &token).await;
-            if let Some(Encoded { bytes: Err(_), .. }) = encoded {
-                bump(&counters.errors);
-                return result;
-            }
-            // The body failed. A value that is still fresh, or stale under `fail_safe`, is
-            // the better answer.
-            if !stale || site.fail_safe_secs > 0 {
-                bump(&counters.fail_safe_served);
-                tracing::warn!(
-                    function = site.name,
-                    key,
-                    "refresh failed; serving the cached value"
-                );
-                current
-            } else {
-                result
-            }
-        }
+    let (result, encoded) = run(cache, site, key, ops, counters, body).await;
+    match encoded {
+        Some(encoded) => write(cache, site, key, counters, encoded, Some(&token)).await,
+        None => release(cache, site, key, counters, &token).await,
     }
+    // The body failed: a value that is still fresh, or stale under `fail_safe`, is the better
+    // answer.
+    if (ops.failed)(&result) && (!stale || site.fail_safe_secs > 0) {
+        bump(&counters.fail_safe_served);
+        tracing::warn!(
+            function = site.name,
+            key,
+            "refresh failed; serving the cached value"
+        );
+        return current;
+    }
+    result
 }
 
 /// A result shared by another caller's load: decoded, not counted as a hit.
@@ -505,6 +487,74 @@ fn decode_shared<R>(cache: &Cache, raw: &[u8], ops: &Ops<R>, counters: &Counters
     }
 }
 
+/// Runs the body and encodes its result: `None` for a result that is not to be cached (an
+/// `Err`) or does not encode (counted and logged).
+async fn run<R, F: Future<Output = R>>(
+    cache: &Cache,
+    site: &'static Site,
+    key: &str,
+    ops: &Ops<R>,
+    counters: &Counters,
+    body: F,
+) -> (R, Option<(Arc<[u8]>, Duration)>) {
+    let started = Instant::now();
+    let result = body.await;
+    let encoded = match (ops.encode)(cache.codec(), &result, started.elapsed(), cache.ttls(site)) {
+        Some(Encoded {
+            bytes: Ok(bytes),
+            ttl,
+        }) => Some((bytes.into(), ttl)),
+        Some(Encoded {
+            bytes: Err(error), ..
+        }) => {
+            bump(&counters.errors);
+            tracing::warn!(function = site.name, key, %error, "value does not encode; not cached");
+            None
+        }
+        None => None,
+    };
+    (result, encoded)
+}
+
+/// Stores an encoded result: under the lease `token` if given (rejected if the lease was
+/// lost), else with a plain `SET`. Counts the outcome.
+async fn write(
+    cache: &Cache,
+    site: &'static Site,
+    key: &str,
+    counters: &Counters,
+    (bytes, ttl): (Arc<[u8]>, Duration),
+    token: Option<&str>,
+) {
+    let stored = match token {
+        Some(token) => cache.put_leased(key, token, bytes, ttl).await,
+        None => cache.set_raw(key, bytes, ttl).await.map(|()| true),
+    };
+    match stored {
+        Ok(true) => bump(&counters.writes),
+        Ok(false) => {
+            bump(&counters.lease_rejected);
+            tracing::debug!(
+                function = site.name,
+                key,
+                "lease lost during the load (invalidated or expired); result not stored"
+            );
+        }
+        Err(error) => {
+            bump(&counters.errors);
+            tracing::warn!(function = site.name, key, %error, "cache write failed");
+        }
+    }
+}
+
+/// Gives up a lease after a load whose result is not stored, so that one waiter loads next.
+async fn release(cache: &Cache, site: &'static Site, key: &str, counters: &Counters, token: &str) {
+    if let Err(error) = cache.release(key, token).await {
+        bump(&counters.errors);
+        tracing::debug!(function = site.name, key, %error, "lease release failed; it expires by itself");
+    }
+}
+
 /// `lock = false`: run the body and store its result with a plain `SET`.
 async fn load_unlocked<R, F: Future<Output = R>>(
     cache: &Cache,
@@ -514,26 +564,9 @@ async fn load_unlocked<R, F: Future<Output = R>>(
     counters: &Counters,
     body: F,
 ) -> R {
-    let started = Instant::now();
-    let result = body.await;
-    match (ops.encode)(cache.codec(), &result, started.elapsed(), cache.ttls(site)) {
-        Some(Encoded {
-            bytes: Ok(bytes),
-            ttl,
-        }) => match cache.set_raw(key, bytes, ttl).await {
-            Ok(()) => bump(&counters.writes),
-            Err(error) => {
-                bump(&counters.errors);
-                tracing::warn!(function = site.name, key, %error, "cache write failed");
-            }
-        },
-        Some(Encoded {
-            bytes: Err(error), ..
-        }) => {
-            bump(&counters.errors);
-            tracing::warn!(function = site.name, key, %error, "value does not encode; not cached");
-        }
-        None => {}
+    let (result, encoded) = run(cache, site, key, ops, counters, body).await;
+    if let Some(encoded) = encoded {
+        write(cache, site, key, counters, encoded, None).await;
     }
     result
 }
@@ -614,58 +647,18 @@ async fn load_locked<R, F: Future<Output = R>>(
         }
     };
 
-    let started = Instant::now();
-    let result = body.await;
-    let encoded = (ops.encode)(cache.codec(), &result, started.elapsed(), cache.ttls(site));
+    let (result, encoded) = run(cache, site, key, ops, counters, body).await;
     match (encoded, token) {
-        (
-            Some(Encoded {
-                bytes: Ok(bytes),
-                ttl,
-            }),
-            Some(token),
-        ) => {
-            let bytes: Arc<[u8]> = bytes.into();
-            leader.finish(Some(bytes.clone()));
-            match cache.put_leased(key, &token, bytes, ttl).await {
-                Ok(true) => bump(&counters.writes),
-                Ok(false) => {
-                    bump(&counters.lease_rejected);
-                    tracing::debug!(
-                        function = site.name,
-                        key,
-                        "lease lost during the load (invalidated or expired); result not stored"
-                    );
-                }
-                Err(error) => {
-                    bump(&counters.errors);
-                    tracing::warn!(function = site.name, key, %error, "cache write failed");
-                }
-            }
+        (Some(encoded), Some(token)) => {
+            leader.finish(Some(encoded.0.clone()));
+            write(cache, site, key, counters, encoded, Some(&token)).await;
         }
         // Redis failing or the holder too slow: share the result here, store nothing.
-        (
-            Some(Encoded {
-                bytes: Ok(bytes), ..
-            }),
-            None,
-        ) => leader.finish(Some(bytes.into())),
-        (encoded, token) => {
-            if let Some(Encoded {
-                bytes: Err(error), ..
-            }) = encoded
-            {
-                bump(&counters.errors);
-                tracing::warn!(function = site.name, key, %error, "value does not encode; not cached");
-            }
-            // An `Err` (or unencodable value): release the lease so that one waiter, here or
-            // elsewhere, loads next.
+        (Some((bytes, _)), None) => leader.finish(Some(bytes)),
+        (None, token) => {
             drop(leader);
-            if let Some(token) = token
-                && let Err(error) = cache.release(key, &token).await
-            {
-                bump(&counters.errors);
-                tracing::debug!(function = site.name, key, %error, "lease release failed; it expires by itself");
+            if let Some(token) = token {
+                release(cache, site, key, counters, &token).await;
             }
         }
     }

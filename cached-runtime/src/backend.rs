@@ -170,12 +170,17 @@ impl Backend {
         }
     }
 
-    pub(crate) async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), Error> {
+    pub(crate) async fn set(
+        &self,
+        key: &str,
+        value: Arc<[u8]>,
+        ttl: Duration,
+    ) -> Result<(), Error> {
         match self {
             Backend::Redis { conn, .. } => {
                 redis::cmd("SET")
                     .arg(key)
-                    .arg(value)
+                    .arg(&*value)
                     .arg("PX")
                     .arg(ttl.as_millis().max(1) as u64)
                     .exec_async(&mut conn.clone())
@@ -183,13 +188,8 @@ impl Backend {
                 Ok(())
             }
             Backend::Memory(mem) => {
-                mem.map.insert(
-                    key.to_owned(),
-                    MemEntry {
-                        bytes: value.into(),
-                        ttl,
-                    },
-                );
+                mem.map
+                    .insert(key.to_owned(), MemEntry { bytes: value, ttl });
                 Ok(())
             }
         }

@@ -357,7 +357,7 @@ impl Cache {
     pub(crate) async fn set_raw(
         &self,
         key: &str,
-        value: Vec<u8>,
+        value: Arc<[u8]>,
         ttl: Duration,
     ) -> Result<(), Error> {
         self.timed(self.inner.backend.set(key, value, ttl)).await
