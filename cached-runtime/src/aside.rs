@@ -683,10 +683,6 @@ async fn wait_for_fill(
         Ok(None) => {}
         Err(_) => return None,
     }
-    if !cache.is_shared() {
-        // Nobody else can fill it: do not wait.
-        return None;
-    }
     if tokio::time::timeout_at(deadline, notified).await.is_ok() {
         bump(&counters.wakeups);
         if let Ok(Some(raw)) = cache.get_raw(key).await {
@@ -756,4 +752,56 @@ fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::CodecKind;
+
+    static SITE: Site = Site::new("tests::site", 60, 0);
+
+    #[tokio::test]
+    async fn a_miss_waits_for_the_lease_holder_and_takes_its_value_memory_backend() {
+        let cache = Cache::builder()
+            .memory()
+            .lock_ttl(Duration::from_secs(5))
+            .build()
+            .await
+            .unwrap();
+        let key = cache.render_key(&["k"], &[]);
+        // Someone (a refresh, another flight) holds the lease of an absent key.
+        let token = cache.lease(&key).await.unwrap().unwrap();
+        let waiter = {
+            let (cache, key) = (cache.clone(), key.clone());
+            tokio::spawn(async move {
+                let cache_ref: CacheRef<'_> = &cache;
+                cache_aside(cache_ref, Some(key), &SITE, ops::<u64, _>(Plain), async {
+                    2u64
+                })
+                .await
+            })
+        };
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let bytes = CodecKind::Bincode
+            .encode_entry(Some(&1u64), Meta::default())
+            .unwrap();
+        assert!(
+            cache
+                .put_leased(&key, &token, bytes.into(), Duration::from_secs(60))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            waiter.await.unwrap(),
+            1,
+            "the waiter took the holder's value"
+        );
+        let counts = *cache.stats().function("site").unwrap();
+        assert_eq!(
+            (counts.lock_waits, counts.wakeups, counts.writes),
+            (1, 1, 0)
+        );
+    }
 }

@@ -369,8 +369,13 @@ impl Cache {
         for key in keys {
             self.inner.flights.forget(key);
         }
-        self.timed(self.inner.backend.invalidate(keys, &self.inner.channel))
-            .await
+        let deleted = self
+            .timed(self.inner.backend.invalidate(keys, &self.inner.channel))
+            .await;
+        for key in keys {
+            self.wake_local(key);
+        }
+        deleted
     }
 
     pub(crate) fn flights(&self) -> &Flights {
@@ -385,8 +390,8 @@ impl Cache {
         self.inner.lock_ttl
     }
 
-    /// Whether another process's fill can wake us (a Redis cache); otherwise waiting for
-    /// another process is pointless.
+    /// Whether other processes share the entries (Redis), and their events arrive through
+    /// pub/sub.
     pub(crate) fn is_shared(&self) -> bool {
         self.inner.backend.client().is_some()
     }
@@ -413,17 +418,31 @@ impl Cache {
         value: Arc<[u8]>,
         ttl: Duration,
     ) -> Result<bool, Error> {
-        self.timed(
-            self.inner
-                .backend
-                .put_leased(key, token, value, ttl, &self.inner.channel),
-        )
-        .await
+        let stored = self
+            .timed(
+                self.inner
+                    .backend
+                    .put_leased(key, token, value, ttl, &self.inner.channel),
+            )
+            .await;
+        self.wake_local(key);
+        stored
     }
 
     pub(crate) async fn release(&self, key: &str, token: &str) -> Result<(), Error> {
-        self.timed(self.inner.backend.release(key, token, &self.inner.channel))
-            .await
+        let released = self
+            .timed(self.inner.backend.release(key, token, &self.inner.channel))
+            .await;
+        self.wake_local(key);
+        released
+    }
+
+    /// The memory backend has no pub/sub: wake this process's waiters directly. (With Redis,
+    /// the event channel wakes every instance, this one included.)
+    fn wake_local(&self, key: &str) {
+        if !self.is_shared() {
+            self.inner.waiters.wake(key);
+        }
     }
 
     /// Keeps `keys` for a background retry of their invalidation.

@@ -485,14 +485,9 @@ async fn paused_redis_times_out_into_the_body() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // The invalidation during the pause failed twice and was counted; the cached "Ada"
-    // remains until its TTL unless the timed-out DEL reached Redis after the resume.
-    let failures = cache
-        .stats()
-        .function("rename")
-        .unwrap()
-        .invalidation_failures;
-    assert!(reloaded || failures == 1);
+    // The invalidation during the pause failed and was queued; it is applied once Redis
+    // answers, so the new name shows up.
+    assert!(reloaded, "the queued invalidation was applied after the resume");
 }
 
 #[tokio::test]
