@@ -121,6 +121,12 @@ impl moka::Expiry<String, MemEntry> for MemExpiry {
 impl Backend {
     /// A lazily connecting, auto-reconnecting Redis connection. Fails only for a bad URL.
     pub(crate) fn redis(url: &str, connect_timeout: Duration) -> Result<Self, Error> {
+        if url.starts_with("rediss://") && !cfg!(feature = "tls") {
+            return Err(Error::config(format!(
+                "`{}` uses TLS: enable the `tls` feature of cached-runtime",
+                redact(url)
+            )));
+        }
         let client = redis::Client::open(url).map_err(|e| {
             Error::with_source(
                 crate::ErrorKind::InvalidConfig,

@@ -592,3 +592,38 @@ pub fn set_global(cache: Cache) -> Result<(), Error> {
 pub fn global() -> Option<&'static Cache> {
     GLOBAL.get()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn urls() {
+        for url in [
+            "redis://127.0.0.1:1",
+            "redis://127.0.0.1:1/3",
+            "redis://user:secret@127.0.0.1:1/0",
+            "redis://:secret@localhost",
+        ] {
+            let cache = Cache::builder().redis(url).build().await;
+            assert!(cache.is_ok(), "{url}: {cache:?}");
+        }
+        let tls = Cache::builder()
+            .redis("rediss://127.0.0.1:1/0")
+            .build()
+            .await;
+        if cfg!(feature = "tls") {
+            assert!(tls.is_ok(), "{tls:?}");
+        } else {
+            let err = tls.unwrap_err();
+            assert!(err.is_config(), "{err}");
+        }
+        let bad = Cache::builder().redis("redis://user:secret@").build().await;
+        if let Err(err) = bad {
+            assert!(
+                !format!("{err}{err:?}").contains("secret"),
+                "password leaked: {err:?}"
+            );
+        }
+    }
+}
