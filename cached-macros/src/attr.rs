@@ -35,6 +35,7 @@ impl Kind {
                 "stale",
                 "early_refresh",
                 "fail_safe",
+                "timeout",
                 "cache",
                 "crate",
             ],
@@ -140,6 +141,8 @@ pub(crate) struct Args {
     pub(crate) fail_safe: Option<Secs>,
     /// XFetch β, as written.
     pub(crate) early_refresh: Option<syn::LitFloat>,
+    /// Milliseconds (the `secs` field holds them).
+    pub(crate) timeout: Option<Secs>,
 }
 
 /// Parses `args`; every problem goes into `errors` and the rest is still returned.
@@ -154,6 +157,7 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
     let mut stale = Once::new();
     let mut fail_safe = Once::new();
     let mut early_refresh = Once::new();
+    let mut timeout = Once::new();
 
     let list = match syn::parse2::<ArgList>(args) {
         Ok(ArgList(list)) => list,
@@ -223,6 +227,11 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
                     fail_safe.set(&name, s, errors);
                 }
             }
+            "timeout" => {
+                if let Some(ms) = positive_int(&value, "timeout", "milliseconds", errors) {
+                    timeout.set(&name, ms, errors);
+                }
+            }
             "early_refresh" => {
                 if let Some(beta) = beta(&value, errors) {
                     early_refresh.set(&name, beta, errors);
@@ -286,6 +295,16 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
             _ => {}
         }
     }
+    let (timeout, fail_safe, early_refresh) = (timeout.get(), fail_safe.get(), early_refresh.get());
+    if let Some(t) = timeout
+        && fail_safe.is_none()
+        && early_refresh.is_none()
+    {
+        errors.push(
+            t.span,
+            "`timeout` bounds a load only when a cached value can stand in for it: add `fail_safe = <secs>` (or `early_refresh`)",
+        );
+    }
     Args {
         keys: all_keys,
         ttl,
@@ -294,8 +313,9 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
         krate: krate.get(),
         lock: lock.get().unwrap_or(true),
         stale: stale.get(),
-        fail_safe: fail_safe.get(),
-        early_refresh: early_refresh.get(),
+        fail_safe,
+        early_refresh,
+        timeout,
     }
 }
 
@@ -377,7 +397,14 @@ fn beta(value: &Expr, errors: &mut Errors) -> Option<syn::LitFloat> {
 }
 
 fn seconds(value: &Expr, name: &str, errors: &mut Errors) -> Option<Secs> {
-    let fix = format!("write a whole number of seconds greater than zero, e.g. `{name} = 600`");
+    positive_int(value, name, "seconds", errors)
+}
+
+/// A whole number > 0 of `unit`s (its span kept for later checks).
+fn positive_int(value: &Expr, name: &str, unit: &str, errors: &mut Errors) -> Option<Secs> {
+    let example = if unit == "seconds" { 600 } else { 250 };
+    let fix =
+        format!("write a whole number of {unit} greater than zero, e.g. `{name} = {example}`");
     let msg = match value {
         Expr::Lit(ExprLit {
             lit: Lit::Int(int), ..
@@ -390,8 +417,8 @@ fn seconds(value: &Expr, name: &str, errors: &mut Errors) -> Option<Secs> {
             } else {
                 match int.base10_parse::<u64>() {
                     Ok(0) => format!("`{name}` must be greater than zero; {fix}"),
-                    Ok(secs) if secs > u64::from(u32::MAX) => {
-                        format!("`{name}` of {secs} seconds is over a century; {fix}")
+                    Ok(n) if n > u64::from(u32::MAX) => {
+                        format!("`{name}` of {n} {unit} is too long; {fix}")
                     }
                     Ok(secs) => {
                         return Some(Secs {

@@ -193,6 +193,10 @@ fn generate(
         let secs = Literal::u64_unsuffixed(fail_safe.secs);
         policy.extend(quote!(.fail_safe(#secs)));
     }
+    if let Some(timeout) = args.timeout {
+        let ms = Literal::u64_unsuffixed(timeout.secs);
+        policy.extend(quote!(.timeout(#ms)));
+    }
     if let Some(beta) = &args.early_refresh {
         policy.extend(quote!(.early_refresh(#beta)));
     }

@@ -32,6 +32,7 @@ use proc_macro::TokenStream;
 /// | `stale = 30` | seconds past `ttl` an expired value is still served at once while one caller refreshes it (stale-while-revalidate) |
 /// | `early_refresh = 1.0` | XFetch β: refresh a hot value probabilistically before it expires, so callers never see it expire |
 /// | `fail_safe = 3600` | seconds past `ttl` an expired value may stand in for a body that fails (`Err`) |
+/// | `timeout = 250` | with `fail_safe` or `early_refresh`: milliseconds a load may take while a cached value could stand in; a slower load is abandoned and the cached value returned |
 /// | `cache = self.cache` | any expression giving a `Cache`, `&Cache`, `Arc<Cache>` or `Option` of them; default the global cache |
 /// | `crate = "cached_runtime"` | path of the runtime crate, if renamed |
 ///

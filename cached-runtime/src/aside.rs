@@ -12,7 +12,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::{
     Cache,
     cache::Ttls,
-    codec::{CodecKind, Decoded, Meta},
+    codec::{self, CodecKind, Decoded, Meta},
     flight::Role,
     key::KeyPart,
     nullish,
@@ -379,10 +379,29 @@ where
     }
     bump(&counters.misses);
     tracing::debug!(function = site.name, key, outcome = "miss");
-    let result = if site.lock {
-        load_locked(cache, site, &key, &ops, &counters, body).await
-    } else {
-        load_unlocked(cache, site, &key, &ops, &counters, body).await
+    let load = async {
+        if site.lock {
+            load_locked(cache, site, &key, &ops, &counters, body).await
+        } else {
+            load_unlocked(cache, site, &key, &ops, &counters, body).await
+        }
+    };
+    // With `timeout` and an expired value to fall back on, a slow load is abandoned.
+    let result = match (&fallback, site.timeout_limit()) {
+        (Some(_), Some(limit)) => match tokio::time::timeout(limit, load).await {
+            Ok(result) => result,
+            Err(_) => {
+                bump(&counters.fail_safe_served);
+                tracing::warn!(
+                    function = site.name,
+                    key,
+                    ?limit,
+                    "load slower than `timeout`; serving the expired value (fail_safe)"
+                );
+                return fallback.expect("matched Some");
+            }
+        },
+        _ => load.await,
     };
     match fallback {
         Some(old) if (ops.failed)(&result) => {
@@ -445,8 +464,8 @@ async fn refresh<R, F: Future<Output = R>>(
     stale: bool,
     body: F,
 ) -> R {
-    let token = match cache.lease(key).await {
-        Ok(Some(token)) => token,
+    let lease = match cache.lease(key).await {
+        Ok(Some(token)) => Lease::new(cache, key, token),
         _ => {
             if stale {
                 bump(&counters.stale_served);
@@ -457,11 +476,32 @@ async fn refresh<R, F: Future<Output = R>>(
     };
     bump(&counters.refreshes);
     tracing::debug!(function = site.name, key, outcome = "refresh", stale);
-    let (result, encoded) = run(cache, site, key, ops, counters, body).await;
+    // With `timeout`, a refresh slower than that gives up and serves the current value (the
+    // lease is released behind it).
+    let ran = run(cache, site, key, ops, counters, body);
+    let (result, encoded) = match site.timeout_limit() {
+        Some(limit) if !stale || site.fail_safe_secs > 0 => {
+            match tokio::time::timeout(limit, ran).await {
+                Ok(ran) => ran,
+                Err(_) => {
+                    bump(&counters.fail_safe_served);
+                    tracing::warn!(
+                        function = site.name,
+                        key,
+                        ?limit,
+                        "refresh slower than `timeout`; serving the cached value"
+                    );
+                    return current;
+                }
+            }
+        }
+        _ => ran.await,
+    };
     match encoded {
-        Some(encoded) => write(cache, site, key, counters, encoded, Some(&token)).await,
-        None => release(cache, site, key, counters, &token).await,
+        Some(encoded) => write(cache, site, key, counters, encoded, Some(&lease.token)).await,
+        None => release(cache, site, key, counters, &lease.token).await,
     }
+    lease.settle();
     // The body failed: a value that is still fresh, or stale under `fail_safe`, is the better
     // answer.
     if (ops.failed)(&result) && (!stale || site.fail_safe_secs > 0) {
@@ -555,6 +595,51 @@ async fn release(cache: &Cache, site: &'static Site, key: &str, counters: &Count
     }
 }
 
+/// A lease held by this call. Dropped without [`settle`](Lease::settle) — the call was
+/// cancelled, e.g. by its caller or by `timeout` — it is released in the background, so that
+/// others need not wait out `lock_ttl`. (A process that dies releases nothing: the lease
+/// expires.)
+struct Lease {
+    cache: Cache,
+    key: String,
+    token: String,
+    settled: bool,
+}
+
+impl Lease {
+    fn new(cache: &Cache, key: &str, token: String) -> Self {
+        Lease {
+            cache: cache.clone(),
+            key: key.to_owned(),
+            token,
+            settled: false,
+        }
+    }
+
+    /// The load ended: its write or release consumed the lease.
+    fn settle(mut self) {
+        self.settled = true;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (cache, key, token) = (
+                self.cache.clone(),
+                std::mem::take(&mut self.key),
+                std::mem::take(&mut self.token),
+            );
+            runtime.spawn(async move {
+                let _ = cache.release(&key, &token).await;
+            });
+        }
+    }
+}
+
 /// `lock = false`: run the body and store its result with a plain `SET`.
 async fn load_unlocked<R, F: Future<Output = R>>(
     cache: &Cache,
@@ -618,8 +703,14 @@ async fn load_locked<R, F: Future<Output = R>>(
     // Take the distributed lease, or wait for whoever holds it.
     let deadline = tokio::time::Instant::now() + cache.lock_ttl();
     let token = loop {
+        // Registered before the attempt: a fill or release that follows a failed attempt
+        // wakes us.
+        let registration = cache.waiters().register(key);
+        let notified = registration.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
         match cache.lease(key).await {
-            Ok(Some(token)) => break Some(token),
+            Ok(Some(token)) => break Some(Lease::new(cache, key, token)),
             Ok(None) => {}
             Err(error) => {
                 bump(&counters.errors);
@@ -636,7 +727,7 @@ async fn load_locked<R, F: Future<Output = R>>(
             break None;
         }
         bump(&counters.lock_waits);
-        match wait_for_fill(cache, key, deadline, counters).await {
+        match wait_for_fill(cache, key, deadline, counters, notified).await {
             Some(raw) => {
                 if let Some(value) = decode_shared(cache, &raw, ops, counters) {
                     leader.finish(Some(raw.into()));
@@ -649,16 +740,18 @@ async fn load_locked<R, F: Future<Output = R>>(
 
     let (result, encoded) = run(cache, site, key, ops, counters, body).await;
     match (encoded, token) {
-        (Some(encoded), Some(token)) => {
+        (Some(encoded), Some(lease)) => {
             leader.finish(Some(encoded.0.clone()));
-            write(cache, site, key, counters, encoded, Some(&token)).await;
+            write(cache, site, key, counters, encoded, Some(&lease.token)).await;
+            lease.settle();
         }
         // Redis failing or the holder too slow: share the result here, store nothing.
         (Some((bytes, _)), None) => leader.finish(Some(bytes)),
-        (None, token) => {
+        (None, lease) => {
             drop(leader);
-            if let Some(token) = token {
-                release(cache, site, key, counters, &token).await;
+            if let Some(lease) = lease {
+                release(cache, site, key, counters, &lease.token).await;
+                lease.settle();
             }
         }
     }
@@ -672,20 +765,20 @@ async fn wait_for_fill(
     key: &str,
     deadline: tokio::time::Instant,
     counters: &Counters,
+    notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
 ) -> Option<Vec<u8>> {
-    let registration = cache.waiters().register(key);
-    let notified = registration.notify.notified();
-    tokio::pin!(notified);
-    notified.as_mut().enable();
-    // Registered before this read: a fill that lands after it wakes us.
+    // Only a fresh value counts as filled: an expired one kept for `stale`/`fail_safe` is
+    // what the load is replacing.
     match cache.get_raw(key).await {
-        Ok(Some(raw)) => return Some(raw.to_vec()),
-        Ok(None) => {}
+        Ok(Some(raw)) if codec::is_fresh(&raw, unix_ms()) => return Some(raw.to_vec()),
+        Ok(_) => {}
         Err(_) => return None,
     }
     if tokio::time::timeout_at(deadline, notified).await.is_ok() {
         bump(&counters.wakeups);
-        if let Ok(Some(raw)) = cache.get_raw(key).await {
+        if let Ok(Some(raw)) = cache.get_raw(key).await
+            && codec::is_fresh(&raw, unix_ms())
+        {
             return Some(raw.to_vec());
         }
     }

@@ -108,6 +108,18 @@ impl From<Json> for CodecKind {
     }
 }
 
+/// Whether an entry's logical expiry (from its header) is still ahead of `now_ms`. Entries
+/// kept past it for `stale`/`fail_safe` are not fresh; unreadable headers count as not fresh.
+pub(crate) fn is_fresh(bytes: &[u8], now_ms: u64) -> bool {
+    match bytes.split_first_chunk::<HEADER_LEN>() {
+        Some((header, _)) if header[0] == MAGIC && header[1] == VERSION => {
+            let expires = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+            expires == 0 || now_ms < expires
+        }
+        _ => false,
+    }
+}
+
 /// Metadata kept in a value's header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Meta {

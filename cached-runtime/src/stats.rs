@@ -21,6 +21,8 @@ pub struct Site {
     pub(crate) fail_safe_secs: u64,
     /// XFetch β for probabilistic early refresh (0 = off).
     pub(crate) early_beta: f64,
+    /// Milliseconds a load may take when a fail-safe value could stand in (0 = no limit).
+    pub(crate) timeout_ms: u64,
     slot: OnceLock<usize>,
 }
 
@@ -35,8 +37,19 @@ impl Site {
             stale_secs: 0,
             fail_safe_secs: 0,
             early_beta: 0.0,
+            timeout_ms: 0,
             slot: OnceLock::new(),
         }
+    }
+
+    /// `timeout = ms`.
+    pub const fn timeout(mut self, ms: u64) -> Self {
+        self.timeout_ms = ms;
+        self
+    }
+
+    pub(crate) fn timeout_limit(&self) -> Option<std::time::Duration> {
+        (self.timeout_ms > 0).then(|| std::time::Duration::from_millis(self.timeout_ms))
     }
 
     /// `stale = secs`.

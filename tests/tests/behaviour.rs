@@ -487,7 +487,10 @@ async fn paused_redis_times_out_into_the_body() {
     }
     // The invalidation during the pause failed and was queued; it is applied once Redis
     // answers, so the new name shows up.
-    assert!(reloaded, "the queued invalidation was applied after the resume");
+    assert!(
+        reloaded,
+        "the queued invalidation was applied after the resume"
+    );
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ struct Source {
     value: Mutex<u64>,
     loads: AtomicU64,
     failing: AtomicBool,
+    slow: AtomicBool,
 }
 
 struct Repo {
@@ -30,6 +31,9 @@ impl Repo {
     async fn load(&self) -> Result<u64, String> {
         self.source.loads.fetch_add(1, SeqCst);
         tokio::time::sleep(Duration::from_millis(30)).await;
+        if self.source.slow.load(SeqCst) {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
         if self.source.failing.load(SeqCst) {
             return Err("database down".into());
         }
@@ -43,6 +47,11 @@ impl Repo {
 
     #[cache_aside(key = "early", ttl = 2, early_refresh = 100.0, cache = self.cache)]
     async fn early(&self) -> Result<u64, String> {
+        self.load().await
+    }
+
+    #[cache_aside(key = "bounded", ttl = 1, fail_safe = 60, timeout = 200, cache = self.cache)]
+    async fn bounded(&self) -> Result<u64, String> {
         self.load().await
     }
 
@@ -180,5 +189,36 @@ async fn fail_safe_without_a_value_returns_the_error() {
         repo.source.failing.store(true, SeqCst);
         assert_eq!(repo.safe().await, Err("database down".into()));
         assert_eq!(repo.swr().await, Err("database down".into()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_abandons_a_slow_load_when_a_fail_safe_value_exists() {
+    for (cache, _redis) in backends().await {
+        let repo = repo(&cache);
+        *repo.source.value.lock().unwrap() = 4;
+        assert_eq!(repo.bounded().await, Ok(4));
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        *repo.source.value.lock().unwrap() = 5;
+        repo.source.slow.store(true, SeqCst); // the source now takes 30 s
+        assert_eq!(
+            repo.bounded().await,
+            Ok(4),
+            "the expired value, not a 30 s wait"
+        );
+        assert_eq!(repo.source.loads.load(SeqCst), 2, "the load was started");
+        assert_eq!(
+            cache.stats().function("bounded").unwrap().fail_safe_served,
+            1
+        );
+        // A fast source again: the abandoned load left no lease behind.
+        repo.source.slow.store(false, SeqCst);
+        assert_eq!(
+            repo.bounded().await,
+            Ok(5),
+            "{}: {:?}",
+            cache.backend_name(),
+            cache.stats().function("bounded")
+        );
     }
 }
