@@ -348,12 +348,12 @@ where
                     }
                     Freshness::RefreshEarly => {
                         bump(&counters.hits);
-                        return refresh(cache, site, &key, &ops, &counters, value, false, body)
+                        return refresh(cache, site, &key, &ops, counters, value, false, body)
                             .await;
                     }
                     Freshness::Stale => {
                         bump(&counters.hits);
-                        return refresh(cache, site, &key, &ops, &counters, value, true, body)
+                        return refresh(cache, site, &key, &ops, counters, value, true, body)
                             .await;
                     }
                     Freshness::Expired => fallback = Some(value),
@@ -381,9 +381,9 @@ where
     tracing::debug!(function = site.name, key, outcome = "miss");
     let load = async {
         if site.lock {
-            load_locked(cache, site, &key, &ops, &counters, body).await
+            load_locked(cache, site, &key, &ops, counters, body).await
         } else {
-            load_unlocked(cache, site, &key, &ops, &counters, body).await
+            load_unlocked(cache, site, &key, &ops, counters, body).await
         }
     };
     // With `timeout` and an expired value to fall back on, a slow load is abandoned.

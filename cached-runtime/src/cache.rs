@@ -346,7 +346,7 @@ impl Cache {
         self.inner.codec
     }
 
-    pub(crate) fn counters(&self, site: &'static Site) -> Arc<Counters> {
+    pub(crate) fn counters(&self, site: &'static Site) -> &Counters {
         self.inner.stats.site(site)
     }
 

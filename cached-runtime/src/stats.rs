@@ -1,7 +1,7 @@
 //! Hit/miss counters, per cache and per annotated function.
 
 use std::sync::{
-    Arc, OnceLock, RwLock,
+    OnceLock,
     atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
 };
 
@@ -202,43 +202,66 @@ pub struct FunctionStats {
     pub counts: Counts,
 }
 
-/// A function's name and counters.
-type Slot = (&'static str, Arc<Counters>);
+const SEGMENT: usize = 64;
+const SEGMENTS: usize = 64;
 
-/// The per-site counters of one cache, indexed by [`Site::slot`].
+/// The counters of one annotated function in one cache.
 #[derive(Debug, Default)]
+struct Slot {
+    name: OnceLock<&'static str>,
+    counters: Counters,
+}
+
+/// The per-site counters of one cache, indexed by [`Site::slot`]: segments of slots allocated
+/// on first use and never moved, so the hot path is lock-free and shares no written cache
+/// line but the counters themselves. Sites past `SEGMENT * SEGMENTS` share one overflow slot.
+#[derive(Debug)]
 pub(crate) struct Registry {
-    sites: RwLock<Vec<Option<Slot>>>,
+    segments: [OnceLock<Box<[Slot; SEGMENT]>>; SEGMENTS],
+    overflow: Slot,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            segments: [const { OnceLock::new() }; SEGMENTS],
+            overflow: Slot::default(),
+        }
+    }
 }
 
 impl Registry {
-    pub(crate) fn site(&self, site: &'static Site) -> Arc<Counters> {
+    pub(crate) fn site(&self, site: &'static Site) -> &Counters {
         let slot = site.slot();
-        if let Some(Some((_, c))) = self
-            .sites
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(slot)
-        {
-            return c.clone();
-        }
-        let mut sites = self.sites.write().unwrap_or_else(|e| e.into_inner());
-        if sites.len() <= slot {
-            sites.resize(slot + 1, None);
-        }
-        sites[slot]
-            .get_or_insert_with(|| (site.name, Arc::default()))
-            .1
-            .clone()
+        let entry = match self.segments.get(slot / SEGMENT) {
+            Some(segment) => &segment
+                .get_or_init(|| Box::new(std::array::from_fn(|_| Slot::default())))[slot % SEGMENT],
+            None => &self.overflow,
+        };
+        entry.name.get_or_init(|| {
+            if std::ptr::eq(entry, &self.overflow) {
+                "(other functions)"
+            } else {
+                site.name
+            }
+        });
+        &entry.counters
     }
 
     pub(crate) fn snapshot(&self) -> Stats {
-        let sites = self.sites.read().unwrap_or_else(|e| e.into_inner());
         let mut stats = Stats::default();
-        for (name, counters) in sites.iter().flatten() {
-            let counts = counters.snapshot();
-            stats.total.add(&counts);
-            stats.functions.push(FunctionStats { name, counts });
+        let slots = self
+            .segments
+            .iter()
+            .filter_map(OnceLock::get)
+            .flat_map(|segment| segment.iter())
+            .chain(std::iter::once(&self.overflow));
+        for slot in slots {
+            if let Some(name) = slot.name.get() {
+                let counts = slot.counters.snapshot();
+                stats.total.add(&counts);
+                stats.functions.push(FunctionStats { name, counts });
+            }
         }
         stats
     }
