@@ -1,0 +1,1160 @@
+//! The five scenarios of issue #4. Every scenario interleaves the contenders inside each round
+//! (rotating their order from round to round), so that the machine's noise falls on all of
+//! them alike; ratios are taken within a round, against the hand-written contender of that
+//! round, and the median over rounds is reported with its min–max.
+
+use std::{
+    collections::HashMap,
+    hint::black_box,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
+    },
+    time::{Duration, Instant},
+};
+
+use cached_runtime::Cache;
+use redis::aio::MultiplexedConnection;
+use tokio::sync::Barrier;
+
+use crate::{
+    Config,
+    contenders::{
+        BODY_NS, BODY_RUNS, BODY_TIME, CachedFn, Client, FAULT_URL, FIRST_BODY, Hand, Ours,
+    },
+    proxy::Proxy,
+    redis_util::{CommandDelta, commandstats, delta, numsub, unlink_matching, wait_ready},
+    report::{Report, Section},
+    stats::{Agg, Dist, agg, dist, fmt_ns},
+    value::{SIZES, TARGET_SIZE},
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Who {
+    Hand,
+    HandLock,
+    Ours,
+    Cached,
+    Memory,
+    Direct,
+}
+
+impl Env {
+    /// Pins the bench and redis-server to one CPU (single-task scenarios), if asked and
+    /// possible: see `pin.rs`. Unpinned when the result is dropped.
+    pub(crate) fn pin(&self, cfg: &Config) -> Option<crate::pin::Pinned> {
+        if !cfg.pin {
+            return None;
+        }
+        let server = self.server.as_ref()?.pid()?;
+        crate::pin::Pinned::to_cpu(&[std::process::id(), server], 0)
+    }
+
+    pub(crate) fn pin_note(&self, cfg: &Config, pinned: bool) -> &'static str {
+        if pinned {
+            "The bench (all threads) and redis-server pinned to CPU 0 with `taskset` for this scenario (see BENCHMARKS.md: unpinned, round trips on this VM are ~20 µs or ~100 µs by chance)."
+        } else if !cfg.pin {
+            "Not pinned (`--no-pin`)."
+        } else if self.server.is_none() {
+            "Not pinned: the server is REDIS_URL's, not the bench's."
+        } else {
+            "Not pinned: `taskset` is not available."
+        }
+    }
+}
+
+impl Who {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Who::Hand => "hand-written (baseline)",
+            Who::HandLock => "hand-written + guides' lock",
+            Who::Ours => "ours, `#[cache_aside]` on Redis",
+            Who::Cached => "`cached` 4.1 `#[concurrent_cached]` (AsyncRedisCache)",
+            Who::Memory => "ours, memory backend",
+            Who::Direct => "body called directly (no cache)",
+        }
+    }
+}
+
+/// Keys the hit scenarios cycle through.
+const HOT_KEYS: u64 = 64;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1_000_000);
+
+/// `n` ids never used before in this run (cold keys).
+fn fresh_ids(n: usize) -> u64 {
+    NEXT_ID.fetch_add(n as u64, Relaxed)
+}
+
+type Contenders = Vec<(Who, Arc<Client>)>;
+
+/// What the scenarios share.
+pub(crate) struct Env {
+    pub(crate) url: String,
+    pub(crate) admin: MultiplexedConnection,
+    pub(crate) server: Option<tests::RedisServer>,
+    /// One instance of each contender on the server, shared by the hit scenarios.
+    pub(crate) main: Contenders,
+    /// The same contenders, connected through the round-trip-counting proxy.
+    pub(crate) proxy: Proxy,
+    pub(crate) counted: Contenders,
+    /// Idle caches kept subscribed to ours' channel (`--extra-subscribers`).
+    pub(crate) _extra: Vec<Cache>,
+}
+
+pub(crate) async fn redis_cache(url: &str, namespace: &str, op_timeout: Option<Duration>) -> Cache {
+    let mut builder = Cache::builder().redis(url).namespace(namespace);
+    if let Some(timeout) = op_timeout {
+        builder = builder.op_timeout(timeout);
+    }
+    let cache = builder.build().await.expect("a valid cache configuration");
+    cache.ping().await.expect("redis answers PING");
+    cache
+}
+
+pub(crate) async fn memory_cache() -> Cache {
+    Cache::builder()
+        .memory()
+        .namespace("mem")
+        .build()
+        .await
+        .expect("a valid cache configuration")
+}
+
+/// One instance of each contender on the server at `url`; `cached` uses the store of `cached`.
+pub(crate) async fn contenders(
+    url: &str,
+    cached: CachedFn,
+    memory: bool,
+    namespace: &str,
+) -> Contenders {
+    let hand = Hand::connect(url, "hand", None, false)
+        .await
+        .expect("hand-written: connect");
+    let mut out: Contenders = vec![
+        (Who::Hand, Arc::new(Client::Hand(hand))),
+        (
+            Who::Ours,
+            Arc::new(Client::Ours(Ours {
+                cache: redis_cache(url, namespace, None).await,
+            })),
+        ),
+        (Who::Cached, Arc::new(Client::Cached(cached))),
+    ];
+    if memory {
+        out.push((
+            Who::Memory,
+            Arc::new(Client::Ours(Ours {
+                cache: memory_cache().await,
+            })),
+        ));
+    }
+    out
+}
+
+fn rotated<T: Clone>(v: &[T], round: usize) -> Vec<T> {
+    let mut v = v.to_vec();
+    if !v.is_empty() {
+        let n = v.len();
+        v.rotate_left(round % n);
+    }
+    v
+}
+
+async fn prime(clients: &Contenders, space: &'static str, size: u32) {
+    for (_, c) in clients {
+        for id in 0..HOT_KEYS {
+            let _ = c.get(space, size, id).await;
+        }
+    }
+}
+
+/// Per-round results by contender, in round order.
+type Runs<T> = HashMap<Who, Vec<T>>;
+
+/// A statistic over rounds, and its ratio to the baseline's in the same round.
+fn stat<T>(runs: &Runs<T>, who: Who, f: impl Fn(&T) -> f64) -> Agg {
+    agg(runs.get(&who).into_iter().flatten().map(f))
+}
+
+fn ratio<T>(runs: &Runs<T>, who: Who, base: Who, f: impl Fn(&T) -> f64) -> Agg {
+    let (Some(a), Some(b)) = (runs.get(&who), runs.get(&base)) else {
+        return agg([]);
+    };
+    agg(a.iter().zip(b).map(|(x, y)| f(x) / f(y)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round trips.
+
+/// Commands (`INFO commandstats`) and round trips (proxy) of `calls` sequential calls.
+struct Counted {
+    cmds: CommandDelta,
+    round_trips: u64,
+    calls: usize,
+}
+
+impl Counted {
+    fn commands(&self) -> String {
+        format!(
+            "{:.2} ({})",
+            self.cmds.total as f64 / self.calls as f64,
+            self.cmds.per_call(self.calls)
+        )
+    }
+
+    fn trips(&self) -> f64 {
+        self.round_trips as f64 / self.calls as f64
+    }
+}
+
+async fn count_pass(
+    env: &Env,
+    client: &Client,
+    space: &'static str,
+    size: u32,
+    ids: impl Fn(usize) -> u64,
+    calls: usize,
+) -> Counted {
+    let before = commandstats(&env.admin).await;
+    let trips = env.proxy.round_trips();
+    for i in 0..calls {
+        let _ = black_box(client.get(space, size, ids(i)).await);
+    }
+    let round_trips = env.proxy.round_trips() - trips;
+    let after = commandstats(&env.admin).await;
+    Counted {
+        cmds: delta(&before, &after),
+        round_trips,
+        calls,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario 1: hit latency.
+
+struct LatencyRun {
+    dist: Dist,
+    errors: u64,
+    /// Calls the contender did not count as hits (where it counts them).
+    non_hits: Option<u64>,
+}
+
+async fn latency_pass(
+    client: Arc<Client>,
+    space: &'static str,
+    size: u32,
+    warmup: usize,
+    calls: usize,
+    ids: fn(usize, u64) -> u64,
+    base: u64,
+) -> LatencyRun {
+    tokio::spawn(async move {
+        for i in 0..warmup {
+            let _ = black_box(client.get(space, size, ids(i, base)).await);
+        }
+        let hits = client.hits();
+        let mut samples = Vec::with_capacity(calls);
+        let mut errors = 0;
+        for i in warmup..warmup + calls {
+            let id = ids(i, base);
+            let started = Instant::now();
+            let result = client.get(space, size, id).await;
+            samples.push(started.elapsed().as_nanos() as u64);
+            errors += u64::from(result.is_err());
+            drop(black_box(result));
+        }
+        let non_hits = hits
+            .zip(client.hits())
+            .map(|(a, b)| calls as u64 - (b - a).min(calls as u64));
+        LatencyRun {
+            dist: dist(&mut samples),
+            errors,
+            non_hits,
+        }
+    })
+    .await
+    .expect("latency task")
+}
+
+fn hot_id(i: usize, _base: u64) -> u64 {
+    i as u64 % HOT_KEYS
+}
+
+fn cold_id(i: usize, base: u64) -> u64 {
+    base + i as u64
+}
+
+fn anomalies(runs: &[LatencyRun], expect_hits: bool) -> String {
+    let errors: u64 = runs.iter().map(|r| r.errors).sum();
+    let non_hits: u64 = runs.iter().filter_map(|r| r.non_hits).sum();
+    let calls: usize = runs.iter().map(|r| r.dist.n).sum();
+    let mut out = String::new();
+    if errors > 0 {
+        out.push_str(&format!(" ⚠ {errors} errors"));
+    }
+    if expect_hits && non_hits > 0 {
+        out.push_str(&format!(" ⚠ {non_hits} of {calls} calls were not hits"));
+    }
+    if !expect_hits && runs.iter().any(|r| r.non_hits.is_some()) && non_hits < calls as u64 {
+        out.push_str(&format!(
+            " ⚠ {} of {calls} calls hit",
+            calls as u64 - non_hits
+        ));
+    }
+    out
+}
+
+pub(crate) async fn hit_latency(env: &Env, cfg: &Config, report: &mut Report) {
+    let mut sec = Section::new(
+        format!(
+            "Hit latency — one task, {} calls per round (after {} warm-up calls), {} rounds ({} at 100 KiB)",
+            cfg.hit_calls, cfg.hit_warmup, cfg.rounds, cfg.big_rounds
+        ),
+        vec![
+            "value",
+            "contender",
+            "mean",
+            "p50",
+            "p99",
+            "p50 ÷ hand-written",
+            "Redis commands per hit (INFO commandstats)",
+            "round trips per hit",
+        ],
+    );
+    let pinned = env.pin(cfg);
+    for size in SIZES {
+        eprintln!("hit latency, {}", size.label);
+        prime(&env.main, "hot", size.bytes).await;
+        prime(&env.counted, "hot", size.bytes).await;
+        let mut runs: Runs<LatencyRun> = HashMap::new();
+        let rounds = if size.bytes > 64 * 1024 {
+            cfg.big_rounds
+        } else {
+            cfg.rounds
+        };
+        for round in 0..rounds {
+            for (who, c) in rotated(&env.main, round) {
+                let run = latency_pass(
+                    c,
+                    "hot",
+                    size.bytes,
+                    cfg.hit_warmup,
+                    cfg.hit_calls,
+                    hot_id,
+                    0,
+                )
+                .await;
+                runs.entry(who).or_default().push(run);
+            }
+        }
+        let mut counted = HashMap::new();
+        for (who, c) in &env.counted {
+            counted.insert(
+                *who,
+                count_pass(
+                    env,
+                    c,
+                    "hot",
+                    size.bytes,
+                    |i| i as u64 % HOT_KEYS,
+                    cfg.count_calls,
+                )
+                .await,
+            );
+        }
+        for (who, _) in &env.main {
+            let mean = stat(&runs, *who, |r| r.dist.mean);
+            let p50 = stat(&runs, *who, |r| r.dist.p50);
+            let p99 = stat(&runs, *who, |r| r.dist.p99);
+            let r = ratio(&runs, *who, Who::Hand, |r| r.dist.p50);
+            let c = counted.get(who);
+            sec.row(vec![
+                size.label.to_owned(),
+                format!("{}{}", who.label(), anomalies(&runs[who], true)),
+                mean.ns(),
+                p50.ns(),
+                p99.ns(),
+                if *who == Who::Hand {
+                    "1.00 (baseline)".to_owned()
+                } else {
+                    r.ratio()
+                },
+                c.map_or("n/a (in-process)".to_owned(), Counted::commands),
+                c.map_or("n/a".to_owned(), |c| format!("{:.2}", c.trips())),
+            ]);
+        }
+        if size.bytes == TARGET_SIZE {
+            let r = ratio(&runs, Who::Ours, Who::Hand, |r| r.dist.p50);
+            report.target(
+                "hit latency p50 ≤ 1.05× hand-written",
+                format!(
+                    "{} ({} vs {})",
+                    r.ratio(),
+                    stat(&runs, Who::Ours, |r| r.dist.p50).ns(),
+                    stat(&runs, Who::Hand, |r| r.dist.p50).ns()
+                ),
+                Some(r.med <= 1.05),
+            );
+            let c = &counted[&Who::Ours];
+            report.target(
+                "exactly one Redis round trip per hit",
+                format!(
+                    "{:.2} round trips, {:.2} commands ({}) per hit",
+                    c.trips(),
+                    c.cmds.total as f64 / c.calls as f64,
+                    c.cmds.per_call(c.calls)
+                ),
+                Some(c.round_trips == c.calls as u64 && c.cmds.total == c.calls as u64),
+            );
+        }
+    }
+    sec.note(env.pin_note(cfg, pinned.is_some()));
+    drop(pinned);
+    sec.note("Redis commands: the `calls=` deltas of `INFO commandstats` over a separate pass of sequential calls (the `INFO` calls themselves excluded). Round trips: the same pass, counted by a loopback proxy between the contender and Redis (a client write after a server reply starts a round trip).");
+    report.sections.push(sec);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario 2: hit throughput.
+
+async fn throughput_pass(
+    client: Arc<Client>,
+    size: u32,
+    tasks: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> Slice {
+    let counting = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let (client, counting, stop) = (client.clone(), counting.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut done, mut errors) = (0u64, 0u64);
+                let mut i = t as u64;
+                while !stop.load(Relaxed) {
+                    let result = client.get("hot", size, i % HOT_KEYS).await;
+                    if counting.load(Relaxed) {
+                        done += 1;
+                        errors += u64::from(result.is_err());
+                    }
+                    drop(black_box(result));
+                    i += 1;
+                    // The memory backend never waits: without this, two tasks would keep both
+                    // workers forever. A no-op until the task's cooperative budget runs out,
+                    // which a contender on Redis spends on its own I/O anyway.
+                    tokio::task::coop::consume_budget().await;
+                }
+                (done, errors)
+            })
+        })
+        .collect();
+    // The clock runs on a thread of its own, so busy workers cannot stretch the window.
+    let elapsed = {
+        let (counting, stop) = (counting.clone(), stop.clone());
+        tokio::task::spawn_blocking(move || {
+            std::thread::sleep(warmup);
+            counting.store(true, Relaxed);
+            let started = Instant::now();
+            std::thread::sleep(duration);
+            counting.store(false, Relaxed);
+            let elapsed = started.elapsed();
+            stop.store(true, Relaxed);
+            elapsed
+        })
+        .await
+        .expect("throughput clock")
+    };
+    let (mut done, mut errors) = (0, 0);
+    for h in handles {
+        let (d, e) = h.await.expect("throughput task");
+        done += d;
+        errors += e;
+    }
+    Slice {
+        calls: done,
+        secs: elapsed.as_secs_f64(),
+        errors,
+    }
+}
+
+/// Calls counted over some time.
+#[derive(Clone, Copy, Default)]
+struct Slice {
+    calls: u64,
+    secs: f64,
+    errors: u64,
+}
+
+impl Slice {
+    fn add(&mut self, other: Slice) {
+        self.calls += other.calls;
+        self.secs += other.secs;
+        self.errors += other.errors;
+    }
+
+    fn rate(&self) -> f64 {
+        self.calls as f64 / self.secs
+    }
+}
+
+pub(crate) async fn throughput(env: &Env, cfg: &Config, report: &mut Report) {
+    let mut sec = Section::new(
+        format!(
+            "Hit throughput — {} concurrent tasks sharing one contender instance (one connection), {:.1} s per contender per round in {} interleaved slices (each after {:.1} s warm-up), {} rounds",
+            cfg.tput_tasks,
+            cfg.tput_duration.as_secs_f64(),
+            cfg.tput_slices,
+            cfg.tput_warmup.as_secs_f64(),
+            cfg.rounds
+        ),
+        vec![
+            "value",
+            "contender",
+            "calls/s",
+            "÷ hand-written",
+            "÷ `cached`",
+        ],
+    );
+    for size in SIZES {
+        eprintln!("hit throughput, {}", size.label);
+        prime(&env.main, "hot", size.bytes).await;
+        let mut runs: Runs<Slice> = HashMap::new();
+        let slice = cfg.tput_duration / cfg.tput_slices as u32;
+        for round in 0..cfg.rounds {
+            let mut round_runs: HashMap<Who, Slice> = HashMap::new();
+            for s in 0..cfg.tput_slices {
+                for (who, c) in rotated(&env.main, round + s) {
+                    let r = throughput_pass(c, size.bytes, cfg.tput_tasks, cfg.tput_warmup, slice)
+                        .await;
+                    round_runs.entry(who).or_default().add(r);
+                }
+            }
+            for (who, r) in round_runs {
+                runs.entry(who).or_default().push(r);
+            }
+        }
+        for (who, _) in &env.main {
+            let errors: u64 = runs[who].iter().map(|r| r.errors).sum();
+            sec.row(vec![
+                size.label.to_owned(),
+                format!(
+                    "{}{}",
+                    who.label(),
+                    if errors > 0 {
+                        format!(" ⚠ {errors} errors")
+                    } else {
+                        String::new()
+                    }
+                ),
+                stat(&runs, *who, Slice::rate).show(|x| format!("{x:.0}")),
+                if *who == Who::Hand {
+                    "1.00 (baseline)".to_owned()
+                } else {
+                    ratio(&runs, *who, Who::Hand, Slice::rate).ratio()
+                },
+                ratio(&runs, *who, Who::Cached, Slice::rate).ratio(),
+            ]);
+        }
+        if size.bytes == TARGET_SIZE {
+            let hand = ratio(&runs, Who::Ours, Who::Hand, Slice::rate);
+            let cached = ratio(&runs, Who::Ours, Who::Cached, Slice::rate);
+            let hand_cached = ratio(&runs, Who::Hand, Who::Cached, Slice::rate);
+            let calls = |who| stat(&runs, who, Slice::rate).med;
+            report.target(
+                "64-task hit throughput ≥ 0.95× hand-written",
+                format!(
+                    "{} ({:.0} vs {:.0} calls/s)",
+                    hand.ratio(),
+                    calls(Who::Ours),
+                    calls(Who::Hand)
+                ),
+                Some(hand.med >= 0.95),
+            );
+            report.target(
+                "64-task hit throughput ≥ 1.2× `cached`",
+                format!(
+                    "{} ({:.0} vs {:.0} calls/s; hand-written ÷ `cached`: {})",
+                    cached.ratio(),
+                    calls(Who::Ours),
+                    calls(Who::Cached),
+                    hand_cached.ratio()
+                ),
+                Some(cached.med >= 1.2),
+            );
+        }
+    }
+    sec.note("Unpinned: the bench and redis-server on every CPU.");
+    report.sections.push(sec);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario 3: miss path.
+
+pub(crate) async fn miss(env: &Env, cfg: &Config, report: &mut Report) {
+    let mut sec = Section::new(
+        format!(
+            "Miss path — one task, {} cold keys per round (after {} warm-up misses), trivial body, {} rounds",
+            cfg.miss_calls, cfg.miss_warmup, cfg.rounds
+        ),
+        vec![
+            "value",
+            "contender",
+            "mean",
+            "p50",
+            "p99",
+            "p50 ÷ hand-written",
+            "Redis commands per miss (INFO commandstats)",
+            "round trips per miss",
+        ],
+    );
+    let pinned = env.pin(cfg);
+    for size in SIZES {
+        eprintln!("miss path, {}", size.label);
+        let mut runs: Runs<LatencyRun> = HashMap::new();
+        for round in 0..cfg.rounds {
+            for (who, c) in rotated(&env.main, round) {
+                // A fresh memory cache per pass: cold keys are not kept around.
+                let client = if who == Who::Memory {
+                    Arc::new(Client::Ours(Ours {
+                        cache: memory_cache().await,
+                    }))
+                } else {
+                    c
+                };
+                let base = fresh_ids(cfg.miss_warmup + cfg.miss_calls);
+                let run = latency_pass(
+                    client,
+                    "miss",
+                    size.bytes,
+                    cfg.miss_warmup,
+                    cfg.miss_calls,
+                    cold_id,
+                    base,
+                )
+                .await;
+                runs.entry(who).or_default().push(run);
+                unlink_matching(&env.admin, "*miss*").await;
+            }
+        }
+        let mut counted = HashMap::new();
+        for (who, c) in &env.counted {
+            let base = fresh_ids(cfg.count_calls);
+            counted.insert(
+                *who,
+                count_pass(
+                    env,
+                    c,
+                    "miss",
+                    size.bytes,
+                    |i| base + i as u64,
+                    cfg.count_calls,
+                )
+                .await,
+            );
+            unlink_matching(&env.admin, "*miss*").await;
+        }
+        for (who, _) in &env.main {
+            let c = counted.get(who);
+            sec.row(vec![
+                size.label.to_owned(),
+                format!("{}{}", who.label(), anomalies(&runs[who], false)),
+                stat(&runs, *who, |r| r.dist.mean).ns(),
+                stat(&runs, *who, |r| r.dist.p50).ns(),
+                stat(&runs, *who, |r| r.dist.p99).ns(),
+                if *who == Who::Hand {
+                    "1.00 (baseline)".to_owned()
+                } else {
+                    ratio(&runs, *who, Who::Hand, |r| r.dist.p50).ratio()
+                },
+                c.map_or("n/a (in-process)".to_owned(), Counted::commands),
+                c.map_or("n/a".to_owned(), |c| format!("{:.2}", c.trips())),
+            ]);
+        }
+        if size.bytes == TARGET_SIZE {
+            let c = &counted[&Who::Ours];
+            report.target(
+                "miss path ≤ 3 round trips including the lease",
+                format!(
+                    "{:.2} round trips per miss ({:.2} commands: {}; hand-written {:.2} round trips)",
+                    c.trips(),
+                    c.cmds.total as f64 / c.calls as f64,
+                    c.cmds.per_call(c.calls),
+                    counted[&Who::Hand].trips()
+                ),
+                Some(c.trips() <= 3.0),
+            );
+        }
+    }
+    sec.note(env.pin_note(cfg, pinned.is_some()));
+    drop(pinned);
+    sec.note("Redis commands include the commands a Lua script runs inside Redis (`INFO commandstats` counts them too) and every command of a pipeline; round trips count neither twice (see the hit-latency notes).");
+    report.sections.push(sec);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario 4: cold-key stampede.
+
+struct StampedeRun {
+    dist: Dist,
+    body_runs: u64,
+    /// The longest body execution, measured (ns).
+    body_ns: f64,
+    /// From the first caller's start to the (first) body's start (ns).
+    before_body: f64,
+    /// p99 over callers of their end minus the (first) body's end (ns; 0 if before it).
+    after_body_p99: f64,
+    /// Commands Redis executed during the pass (`INFO commandstats`).
+    cmds: CommandDelta,
+    errors: u64,
+}
+
+async fn stampede_pass(
+    admin: &MultiplexedConnection,
+    instances: &[Arc<Client>],
+    callers: usize,
+    size: u32,
+) -> StampedeRun {
+    let id = fresh_ids(1);
+    let before = commandstats(admin).await;
+    BODY_RUNS.store(0, Relaxed);
+    BODY_NS.store(0, Relaxed);
+    *FIRST_BODY.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    let barrier = Arc::new(Barrier::new(callers));
+    let handles: Vec<_> = (0..callers)
+        .map(|i| {
+            let client = instances[i % instances.len()].clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let started = Instant::now();
+                let result = client.get_slow("st", size, id).await;
+                (started, Instant::now(), result.is_err())
+            })
+        })
+        .collect();
+    let mut spans = Vec::with_capacity(callers);
+    let mut errors = 0;
+    for h in handles {
+        let (started, ended, err) = h.await.expect("stampede caller");
+        spans.push((started, ended));
+        errors += u64::from(err);
+    }
+    let body_runs = BODY_RUNS.load(Relaxed);
+    let body_ns = BODY_NS.load(Relaxed) as f64;
+    let mut samples: Vec<u64> = spans
+        .iter()
+        .map(|(s, e)| (*e - *s).as_nanos() as u64)
+        .collect();
+    let first_start = spans.iter().map(|(s, _)| *s).min();
+    let (before_body, after_body_p99) = match (
+        *FIRST_BODY.lock().unwrap_or_else(|e| e.into_inner()),
+        first_start,
+    ) {
+        (Some((body_start, body_end)), Some(first)) => {
+            let mut after: Vec<u64> = spans
+                .iter()
+                .map(|(_, e)| e.saturating_duration_since(body_end).as_nanos() as u64)
+                .collect();
+            (
+                body_start.saturating_duration_since(first).as_nanos() as f64,
+                dist(&mut after).p99,
+            )
+        }
+        _ => (f64::NAN, f64::NAN),
+    };
+    // Let the losers' writes and the pub/sub messages settle before the next contender.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let cmds = delta(&before, &commandstats(admin).await);
+    StampedeRun {
+        dist: dist(&mut samples),
+        body_runs,
+        body_ns,
+        before_body,
+        after_body_p99,
+        cmds,
+        errors,
+    }
+}
+
+pub(crate) async fn stampede(env: &Env, cfg: &Config, report: &mut Report) {
+    let n = cfg.stampede_instances;
+    let mut sets: Vec<(Who, Vec<Arc<Client>>)> = Vec::new();
+    let mut hand = Vec::new();
+    let mut hand_lock = Vec::new();
+    let mut ours = Vec::new();
+    let mut memory = Vec::new();
+    let mut cached = Vec::new();
+    for i in 0..n {
+        hand.push(Arc::new(Client::Hand(
+            Hand::connect(&env.url, "hand-st", None, false)
+                .await
+                .expect("connect"),
+        )));
+        hand_lock.push(Arc::new(Client::Hand(
+            Hand::connect(&env.url, "handlock-st", None, true)
+                .await
+                .expect("connect"),
+        )));
+        ours.push(Arc::new(Client::Ours(Ours {
+            cache: redis_cache(&env.url, "ours-st", None).await,
+        })));
+        memory.push(Arc::new(Client::Ours(Ours {
+            cache: memory_cache().await,
+        })));
+        cached.push(Arc::new(Client::Cached(CachedFn::Slow(i))));
+    }
+    sets.push((Who::Hand, hand));
+    sets.push((Who::HandLock, hand_lock));
+    sets.push((Who::Ours, ours));
+    sets.push((Who::Cached, cached));
+    sets.push((Who::Memory, memory));
+    // Every instance of ours subscribed to the event channel before anything starts.
+    for _ in 0..100 {
+        if numsub(&env.admin, "ours-st:__events").await >= n as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Warm every instance (connections, scripts): one load each of a key of its own.
+    for (_, instances) in &sets {
+        for c in instances {
+            let _ = c.get_slow("warm", 64, fresh_ids(1)).await;
+        }
+    }
+
+    let mut sec = Section::new(
+        format!(
+            "Cold-key stampede — {} concurrent callers of one cold key across {n} instances (a `Cache`, connection or `cached` store each; {} callers per instance), body takes {} ms, {} rounds",
+            cfg.stampede_callers,
+            cfg.stampede_callers / n,
+            BODY_TIME.as_millis(),
+            cfg.rounds
+        ),
+        vec![
+            "value",
+            "contender",
+            "body executions",
+            "body time (measured)",
+            "caller p50",
+            "caller p99",
+            "caller max",
+            "p99 − body time",
+            "first body starts after",
+            "p99 of caller end − first body end",
+            "p99 ÷ hand-written",
+            "Redis commands (last round)",
+        ],
+    );
+    for size in SIZES {
+        eprintln!("stampede, {}", size.label);
+        let mut runs: Runs<StampedeRun> = HashMap::new();
+        for round in 0..cfg.rounds {
+            for (who, instances) in rotated(&sets, round) {
+                let run =
+                    stampede_pass(&env.admin, &instances, cfg.stampede_callers, size.bytes).await;
+                runs.entry(who).or_default().push(run);
+            }
+        }
+        for (who, _) in &sets {
+            let errors: u64 = runs[who].iter().map(|r| r.errors).sum();
+            sec.row(vec![
+                size.label.to_owned(),
+                format!(
+                    "{}{}",
+                    who.label(),
+                    if errors > 0 {
+                        format!(" ⚠ {errors} errors")
+                    } else {
+                        String::new()
+                    }
+                ),
+                stat(&runs, *who, |r| r.body_runs as f64).show(|x| format!("{x:.0}")),
+                stat(&runs, *who, |r| r.body_ns).ns(),
+                stat(&runs, *who, |r| r.dist.p50).ns(),
+                stat(&runs, *who, |r| r.dist.p99).ns(),
+                stat(&runs, *who, |r| r.dist.max).ns(),
+                stat(&runs, *who, |r| r.dist.p99 - r.body_ns).ns(),
+                stat(&runs, *who, |r| r.before_body).ns(),
+                stat(&runs, *who, |r| r.after_body_p99).ns(),
+                if *who == Who::Hand {
+                    "1.00 (baseline)".to_owned()
+                } else {
+                    ratio(&runs, *who, Who::Hand, |r| r.dist.p99).ratio()
+                },
+                runs[who].last().map_or("–".to_owned(), |r| {
+                    if r.cmds.total == 0 {
+                        "0".to_owned()
+                    } else {
+                        format!("{} ({})", r.cmds.total, r.cmds.per_call(1))
+                    }
+                }),
+            ]);
+        }
+        if size.bytes == TARGET_SIZE {
+            let body_runs = stat(&runs, Who::Ours, |r| r.body_runs as f64);
+            report.target(
+                "stampede: the body runs once",
+                format!(
+                    "{} executions per round (max over {} rounds: {:.0}; hand-written + lock: {}, `cached`: {})",
+                    body_runs.show(|x| format!("{x:.0}")),
+                    body_runs.rounds,
+                    body_runs.max,
+                    stat(&runs, Who::HandLock, |r| r.body_runs as f64).show(|x| format!("{x:.0}")),
+                    stat(&runs, Who::Cached, |r| r.body_runs as f64).show(|x| format!("{x:.0}")),
+                ),
+                Some(body_runs.max == 1.0),
+            );
+            let p99 = stat(&runs, Who::Ours, |r| r.dist.p99);
+            let over = stat(&runs, Who::Ours, |r| r.dist.p99 - r.body_ns);
+            let body = stat(&runs, Who::Ours, |r| r.body_ns);
+            report.target(
+                "stampede: caller p99 ≤ body time + 5 ms",
+                format!(
+                    "p99 {} = body {} + {} (the body starts {} after the first caller; p99 of caller end − body end {}; nominal body {}; memory backend p99 − body: {}; hand-written + lock: {})",
+                    p99.ns(),
+                    body.ns(),
+                    over.ns(),
+                    stat(&runs, Who::Ours, |r| r.before_body).ns(),
+                    stat(&runs, Who::Ours, |r| r.after_body_p99).ns(),
+                    fmt_ns(BODY_TIME.as_nanos() as f64),
+                    stat(&runs, Who::Memory, |r| r.dist.p99 - r.body_ns).ns(),
+                    stat(&runs, Who::HandLock, |r| r.dist.p99 - r.body_ns).ns(),
+                ),
+                Some(over.med <= 5e6),
+            );
+        }
+    }
+    sec.note("Unpinned: the bench and redis-server on every CPU.");
+    sec.note(format!("The four instances stand for four processes: each has its own connection(s); ours' four `Cache`s share the namespace, `cached`'s four functions share the key prefix. The memory backend shares nothing between instances, so up to {n} executions are expected there."));
+    sec.note("Redis commands: every command Redis executed during the last round's stampede (`INFO commandstats`; a script's inner commands included), for all callers together.");
+    sec.note(format!("body time: the longest execution of the body in the round, measured ({} ms `tokio::time::sleep` + building the value; the timer rounds up to the next millisecond). Callers start their clock when they leave the barrier.", BODY_TIME.as_millis()));
+    sec.note("hand-written + guides' lock: `GET`; on a miss `SET {key}:lock <token> NX PX 5000`; the holder runs the body, `SET EX`s the value and `DEL`s the lock; the others sleep 50 ms and start over.");
+    report.sections.push(sec);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario 5: Redis paused.
+
+struct PausedRun {
+    all: Dist,
+    /// Ours: the calls made while the breaker was open.
+    open: Option<Dist>,
+    done: usize,
+    errors: usize,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn paused_pass(
+    server: Option<&tests::RedisServer>,
+    url: &str,
+    client: Arc<Client>,
+    size: u32,
+    calls: usize,
+    budget: Option<Duration>,
+) -> PausedRun {
+    // A key that is cached, so that a healthy Redis would answer with a hit.
+    for _ in 0..2 {
+        let _ = client.get("paused", size, 1).await;
+    }
+    if let Some(server) = server {
+        server.pause();
+    }
+    let run = tokio::spawn(async move {
+        let started = Instant::now();
+        let (mut all, mut open) = (Vec::with_capacity(calls), Vec::new());
+        let mut errors = 0;
+        for _ in 0..calls {
+            if budget.is_some_and(|b| started.elapsed() >= b) {
+                break;
+            }
+            let breaker_open = client.cache().is_some_and(|c| c.stats().breaker_open);
+            let t = Instant::now();
+            let result =
+                tokio::time::timeout(Duration::from_secs(2), client.get("paused", size, 1)).await;
+            let ns = t.elapsed().as_nanos() as u64;
+            all.push(ns);
+            if breaker_open {
+                open.push(ns);
+            }
+            errors += usize::from(!matches!(result, Ok(Ok(_))));
+            drop(black_box(result));
+        }
+        let done = all.len();
+        PausedRun {
+            all: dist(&mut all),
+            open: client.cache().map(|_| dist(&mut open)),
+            done,
+            errors,
+        }
+    })
+    .await
+    .expect("paused task");
+    if let Some(server) = server {
+        server.resume();
+        wait_ready(url).await;
+        // Let the answers to the requests that timed out drain.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    run
+}
+
+pub(crate) async fn paused(env: &Env, cfg: &Config, report: &mut Report) {
+    // Pause the bench's own server; with REDIS_URL, start one to pause.
+    let own;
+    let (server, url) = match &env.server {
+        Some(s) => (s, env.url.clone()),
+        None => {
+            eprintln!("REDIS_URL is set: starting a redis-server of our own to pause");
+            own = tokio::task::spawn_blocking(tests::RedisServer::spawn)
+                .await
+                .expect("spawn redis-server");
+            let url = own.url();
+            (&own, url)
+        }
+    };
+    let _ = FAULT_URL.set(url.clone());
+    let timeout = cfg.paused_timeout;
+    let who_all = [Who::Hand, Who::Ours, Who::Cached, Who::Memory, Who::Direct];
+    let mut sec = Section::new(
+        format!(
+            "Redis paused (SIGSTOP) for the duration of {} sequential calls of a cached key, {} rounds",
+            cfg.paused_calls, cfg.paused_rounds
+        ),
+        vec![
+            "value",
+            "contender",
+            "Redis timeout",
+            "calls done",
+            "errors returned",
+            "p50",
+            "p99",
+            "total",
+            "total ÷ hand-written",
+            "added per call over the body, p50 (mean)",
+        ],
+    );
+    // Pinned like the other single-task scenarios (only when pausing the bench's own server).
+    let pinned = if env.server.is_some() {
+        env.pin(cfg)
+    } else {
+        None
+    };
+    for size in SIZES {
+        eprintln!("redis paused, {}", size.label);
+        let mut runs: Runs<PausedRun> = HashMap::new();
+        for round in 0..cfg.paused_rounds {
+            for who in rotated(&who_all, round) {
+                let client = Arc::new(match who {
+                    Who::Hand => Client::Hand(
+                        Hand::connect(&url, "hand-p", Some(timeout), false)
+                            .await
+                            .expect("connect"),
+                    ),
+                    Who::Ours => Client::Ours(Ours {
+                        cache: redis_cache(&url, "ours-p", Some(timeout)).await,
+                    }),
+                    Who::Cached => Client::Cached(CachedFn::Fault),
+                    Who::Memory => Client::Ours(Ours {
+                        cache: memory_cache().await,
+                    }),
+                    _ => Client::Direct,
+                });
+                let uses_redis = matches!(who, Who::Hand | Who::Ours | Who::Cached);
+                let budget = (who == Who::Cached).then_some(cfg.cached_budget);
+                let run = paused_pass(
+                    uses_redis.then_some(server),
+                    &url,
+                    client,
+                    size.bytes,
+                    cfg.paused_calls,
+                    budget,
+                )
+                .await;
+                runs.entry(who).or_default().push(run);
+            }
+        }
+        let direct = &runs[&Who::Direct];
+        let added = |who: Who, f: &dyn Fn(&Dist) -> f64| {
+            agg(runs[&who].iter().zip(direct).map(|(r, d)| {
+                let calls = if who == Who::Ours {
+                    r.open.as_ref().unwrap_or(&r.all)
+                } else {
+                    &r.all
+                };
+                f(calls) - f(&d.all)
+            }))
+        };
+        let total = |r: &PausedRun| r.all.mean * cfg.paused_calls as f64;
+        for who in who_all {
+            let rs = &runs[&who];
+            let done = agg(rs.iter().map(|r| r.done as f64));
+            let extrapolated = rs.iter().any(|r| r.done < cfg.paused_calls);
+            sec.row(vec![
+                size.label.to_owned(),
+                who.label().to_owned(),
+                match who {
+                    Who::Hand => format!("tokio timeout {} ms per command", timeout.as_millis()),
+                    Who::Ours => format!(
+                        "`op_timeout` {} ms, default breaker (5 failures, 1 s)",
+                        timeout.as_millis()
+                    ),
+                    Who::Cached => "none of its own: redis-rs' default response timeout; outer bound 2 s per call".to_owned(),
+                    _ => "n/a (no Redis)".to_owned(),
+                },
+                format!("{}/{}", done.show(|x| format!("{x:.0}")), cfg.paused_calls),
+                agg(rs.iter().map(|r| r.errors as f64)).show(|x| format!("{x:.0}")),
+                stat(&runs, who, |r| r.all.p50).ns(),
+                stat(&runs, who, |r| r.all.p99).ns(),
+                format!(
+                    "{}{}",
+                    if extrapolated { "≈ " } else { "" },
+                    stat(&runs, who, total).ns()
+                ),
+                if who == Who::Hand {
+                    "1.00 (baseline)".to_owned()
+                } else {
+                    ratio(&runs, who, Who::Hand, total).ratio()
+                },
+                if who == Who::Direct {
+                    "0 (baseline)".to_owned()
+                } else {
+                    format!(
+                        "{} ({})",
+                        added(who, &|d| d.p50).ns(),
+                        added(who, &|d| d.mean).ns()
+                    )
+                },
+            ]);
+        }
+        if size.bytes == TARGET_SIZE {
+            let p50 = added(Who::Ours, &|d| d.p50);
+            let mean = added(Who::Ours, &|d| d.mean);
+            let open_calls = agg(runs[&Who::Ours]
+                .iter()
+                .map(|r| r.open.as_ref().map_or(0.0, |d| d.n as f64)));
+            report.target(
+                "Redis paused: once the breaker is open, added latency per call ≤ 5 µs over the body",
+                format!(
+                    "{} at p50 ({} mean) over {} open-breaker calls of {}; hand-written {}",
+                    p50.ns(),
+                    mean.ns(),
+                    open_calls.show(|x| format!("{x:.0}")),
+                    cfg.paused_calls,
+                    added(Who::Hand, &|d| d.p50).ns(),
+                ),
+                Some(p50.med <= 5_000.0),
+            );
+        }
+    }
+    sec.note(if env.server.is_some() {
+        env.pin_note(cfg, pinned.is_some())
+    } else {
+        "Not pinned: a redis-server of the bench's own, since REDIS_URL's cannot be paused."
+    });
+    drop(pinned);
+    sec.note(format!("Redis is stopped with SIGSTOP after the key is cached and continued after the calls: connections stay open and nothing is answered. A failed read runs the body (hand-written and ours); `cached` returns the Redis error to its caller instead (`errors returned`), without running the body. `cached` has no timeout of its own: it waits for redis-rs' response timeout, so its calls are stopped after {:.1} s per round and its total is extrapolated from the calls done (≈).", cfg.cached_budget.as_secs_f64()));
+    sec.note("added per call: the contender's per-call latency minus the body's (called directly in the same round); for ours, only over the calls made while the breaker was open (the first 5 calls each wait out `op_timeout` to open it).");
+    report.sections.push(sec);
+}
