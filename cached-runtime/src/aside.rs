@@ -353,8 +353,7 @@ where
                     }
                     Freshness::Stale => {
                         bump(&counters.hits);
-                        return refresh(cache, site, &key, &ops, counters, value, true, body)
-                            .await;
+                        return refresh(cache, site, &key, &ops, counters, value, true, body).await;
                     }
                     Freshness::Expired => fallback = Some(value),
                 }
