@@ -348,7 +348,7 @@ async fn an_aborted_lease_holder_does_not_block_others_past_lock_ttl() {
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(source.loads.load(SeqCst), 1, "the holder is loading");
-    stuck.abort(); // dies holding the lease; nothing releases it
+    stuck.abort(); // cancelled mid-load: its lease is released behind it
     let _ = stuck.await;
     assert_eq!(other.get(1).await, Some(5));
     assert_eq!(
@@ -356,11 +356,25 @@ async fn an_aborted_lease_holder_does_not_block_others_past_lock_ttl() {
         2,
         "the other caller loaded itself"
     );
-    let counts = *other.cache.stats().function("get").unwrap();
-    assert!(counts.lock_waits >= 1);
-    // Once the dead lease expired, the other caller took it and stored its value.
-    assert_eq!(other.get(1).await, Some(5));
+    assert_eq!(other.get(1).await, Some(5), "and stored its value");
     assert_eq!(source.loads.load(SeqCst), 2);
+
+    // A holder whose process died releases nothing: its lease (written here as that process
+    // would have) just expires, and the next caller waits at most that long, then loads.
+    let key = format!("{}:item:2", redis.namespace());
+    let dead: Option<String> =
+        redis.cmd(&["SET", &format!("{{{key}}}:lock"), "dead", "NX", "PX", "400"]);
+    assert!(dead.is_some());
+    source.values.lock().unwrap().insert(2, 6);
+    assert_eq!(other.get(2).await, Some(6));
+    assert_eq!(source.loads.load(SeqCst), 3);
+    let counts = *other.cache.stats().function("get").unwrap();
+    assert!(
+        counts.lock_waits >= 1,
+        "it waited for the dead lease: {counts:?}"
+    );
+    assert_eq!(other.get(2).await, Some(6), "and then stored its value");
+    assert_eq!(source.loads.load(SeqCst), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
