@@ -255,6 +255,25 @@ pub struct TestRedis {
 }
 
 impl TestRedis {
+    /// A cache builder pointed at this Redis, in this test's namespace.
+    pub fn cache_builder(&self) -> cached_runtime::CacheBuilder {
+        cached_runtime::Cache::builder()
+            .redis(self.url())
+            .namespace(self.namespace())
+    }
+
+    /// A cache on this Redis, in this test's namespace, connected (panics if Redis does not
+    /// answer).
+    pub async fn cache(&self) -> cached_runtime::Cache {
+        let cache = self
+            .cache_builder()
+            .build()
+            .await
+            .expect("valid test configuration");
+        cache.ping().await.expect("the test Redis answers");
+        cache
+    }
+
     /// Uses `REDIS_URL` if set (and non-empty), otherwise spawns a private server.
     ///
     /// # Panics
@@ -567,4 +586,18 @@ fn delete_matching(url: &str, pattern: &str) -> redis::RedisResult<()> {
         }
         cursor = next;
     }
+}
+
+/// The two backends every behavioural test runs against: a Redis of its own (kept alive by
+/// the returned `TestRedis`) and the memory backend.
+pub async fn backends() -> Vec<(cached_runtime::Cache, Option<TestRedis>)> {
+    let redis = TestRedis::new();
+    let on_redis = redis.cache().await;
+    let in_memory = cached_runtime::Cache::builder()
+        .memory()
+        .namespace("mem")
+        .build()
+        .await
+        .expect("valid memory configuration");
+    vec![(on_redis, Some(redis)), (in_memory, None)]
 }

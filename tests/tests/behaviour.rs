@@ -12,7 +12,7 @@ use std::{
 
 use cached_runtime::{Cache, Json, cache_aside, invalidates};
 use serde::{Deserialize, Serialize};
-use tests::TestRedis;
+use tests::{TestRedis, backends};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct User {
@@ -106,26 +106,6 @@ impl Repo {
     }
 }
 
-/// A Redis for this test (private namespace) and the memory backend: every behavioural test
-/// runs against both.
-async fn backends() -> Vec<(Cache, Option<TestRedis>)> {
-    let redis = TestRedis::new();
-    let on_redis = Cache::builder()
-        .redis(redis.url())
-        .namespace(redis.namespace())
-        .build()
-        .await
-        .unwrap();
-    on_redis.ping().await.expect("test redis answers");
-    let in_memory = Cache::builder()
-        .memory()
-        .namespace("mem")
-        .build()
-        .await
-        .unwrap();
-    vec![(on_redis, Some(redis)), (in_memory, None)]
-}
-
 fn full_key(cache: &Cache, rel: &str) -> String {
     format!("{}:{rel}", cache.namespace())
 }
@@ -149,12 +129,7 @@ async fn hit_after_miss_runs_the_body_once() {
 #[tokio::test]
 async fn entries_live_in_redis_under_readable_keys_with_their_ttl() {
     let redis = TestRedis::new();
-    let cache = Cache::builder()
-        .redis(redis.url())
-        .namespace(redis.namespace())
-        .build()
-        .await
-        .unwrap();
+    let cache = redis.cache().await;
     let repo = Repo::new(cache.clone());
     repo.find(42).await.unwrap(); // absent: cached as "not found" with null_ttl = 30
     repo.find(2).await.unwrap();
@@ -187,19 +162,13 @@ async fn null_ttl_defaults_to_at_most_a_minute_and_the_builder_can_change_it() {
         let _ = id;
         None
     }
-    let cache = Cache::builder()
-        .redis(redis.url())
-        .namespace(redis.namespace())
-        .build()
-        .await
-        .unwrap();
+    let cache = redis.cache().await;
     absent(&cache, 1).await;
     let ttl: i64 = redis.cmd(&["TTL", &full_key(&cache, "absent:1")]);
     assert!((59..=60).contains(&ttl), "default null TTL {ttl}");
 
-    let short = Cache::builder()
-        .redis(redis.url())
-        .namespace(redis.namespace())
+    let short = redis
+        .cache_builder()
         .null_ttl(Duration::from_secs(5))
         .build()
         .await
@@ -319,12 +288,7 @@ async fn hostile_strings_render_to_distinct_escaped_keys() {
 #[tokio::test]
 async fn an_undecodable_value_is_a_miss_and_is_repaired() {
     let redis = TestRedis::new();
-    let cache = Cache::builder()
-        .redis(redis.url())
-        .namespace(redis.namespace())
-        .build()
-        .await
-        .unwrap();
+    let cache = redis.cache().await;
     let repo = Repo::new(cache.clone());
     let key = full_key(&cache, "user:1");
     for junk in [
@@ -347,19 +311,8 @@ async fn an_undecodable_value_is_a_miss_and_is_repaired() {
 #[tokio::test]
 async fn switching_codec_turns_old_entries_into_misses() {
     let redis = TestRedis::new();
-    let bincode = Cache::builder()
-        .redis(redis.url())
-        .namespace(redis.namespace())
-        .build()
-        .await
-        .unwrap();
-    let json = Cache::builder()
-        .redis(redis.url())
-        .namespace(redis.namespace())
-        .codec(Json)
-        .build()
-        .await
-        .unwrap();
+    let bincode = redis.cache().await;
+    let json = redis.cache_builder().codec(Json).build().await.unwrap();
     let repo = Repo::new(bincode);
     repo.find(2).await.unwrap();
     let repo = Repo::new(json.clone());

@@ -32,12 +32,7 @@ async fn global_cache_is_used_once_set() {
     forget("en").await; // nothing to invalidate, no panic
 
     let redis = TestRedis::new();
-    let cache = Cache::builder()
-        .redis(redis.url())
-        .namespace(redis.namespace())
-        .build()
-        .await
-        .unwrap();
+    let cache = redis.cache().await;
     cached_runtime::set_global(cache.clone()).unwrap();
     let again = Cache::builder().build().await.unwrap();
     let err = cached_runtime::set_global(again).unwrap_err();

@@ -11,7 +11,7 @@ use std::{
 };
 
 use cached_runtime::{Cache, cache_aside};
-use tests::TestRedis;
+use tests::backends;
 use tokio::sync::Barrier;
 
 #[derive(Default)]
@@ -59,19 +59,6 @@ impl Repo {
     async fn safe(&self) -> Result<u64, String> {
         self.load().await
     }
-}
-
-async fn backends() -> Vec<(Cache, Option<TestRedis>)> {
-    let redis = TestRedis::new();
-    let on_redis = Cache::builder()
-        .redis(redis.url())
-        .namespace(redis.namespace())
-        .build()
-        .await
-        .unwrap();
-    on_redis.ping().await.unwrap();
-    let memory = Cache::builder().memory().build().await.unwrap();
-    vec![(on_redis, Some(redis)), (memory, None)]
 }
 
 fn repo(cache: &Cache) -> Arc<Repo> {

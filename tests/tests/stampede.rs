@@ -325,13 +325,7 @@ async fn an_aborted_lease_holder_does_not_block_others_past_lock_ttl() {
     let redis = TestRedis::new();
     let source = Arc::new(Source::default());
     source.values.lock().unwrap().insert(1, 5);
-    let cache = |ttl| {
-        Cache::builder()
-            .redis(redis.url())
-            .namespace(redis.namespace())
-            .lock_ttl(ttl)
-            .build()
-    };
+    let cache = |ttl| redis.cache_builder().lock_ttl(ttl).build();
     let holder = Arc::new(Repo {
         cache: cache(Duration::from_millis(500)).await.unwrap(),
         source: source.clone(),
