@@ -304,6 +304,23 @@ fn encode<R, S: Shape<R>>(
     })
 }
 
+/// One call of an annotated function: what every step of a load needs.
+struct Call<'a, R> {
+    cache: &'a Cache,
+    site: &'static Site,
+    key: &'a str,
+    ops: &'a Ops<R>,
+    counters: &'a Counters,
+}
+
+impl<R> Clone for Call<'_, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for Call<'_, R> {}
+
 /// Cache-aside (lazy loading): read the key; on a hit return the cached value without running
 /// `body`; on a miss run `body`, store its result (an `Err` is never stored, a `None` is stored
 /// as a null marker for the null TTL) and return it. Any cache failure runs `body` instead.
@@ -326,6 +343,13 @@ where
         return body.await;
     };
     let counters = cache.counters(site);
+    let call = Call {
+        cache,
+        site,
+        key: &key,
+        ops: &ops,
+        counters,
+    };
     // An expired value still in Redis thanks to `fail_safe`: the answer if the body fails.
     let mut fallback = None;
     match cache.get_raw(&key).await {
@@ -348,12 +372,11 @@ where
                     }
                     Freshness::RefreshEarly => {
                         bump(&counters.hits);
-                        return refresh(cache, site, &key, &ops, counters, value, false, body)
-                            .await;
+                        return refresh(call, value, false, body).await;
                     }
                     Freshness::Stale => {
                         bump(&counters.hits);
-                        return refresh(cache, site, &key, &ops, counters, value, true, body).await;
+                        return refresh(call, value, true, body).await;
                     }
                     Freshness::Expired => fallback = Some(value),
                 }
@@ -380,9 +403,9 @@ where
     tracing::debug!(function = site.name, key, outcome = "miss");
     let load = async {
         if site.lock {
-            load_locked(cache, site, &key, &ops, counters, body).await
+            load_locked(call, body).await
         } else {
-            load_unlocked(cache, site, &key, &ops, counters, body).await
+            load_unlocked(call, body).await
         }
     };
     // With `timeout` and an expired value to fall back on, a slow load is abandoned.
@@ -452,17 +475,19 @@ fn freshness(site: &Site, meta: Meta, null: bool) -> Freshness {
 /// Refreshes a value that is stale (or picked for early refresh) if this caller takes its
 /// lease; every other caller meanwhile gets the current value at once. The refresh runs in
 /// this caller: it alone waits for the body.
-#[allow(clippy::too_many_arguments)]
 async fn refresh<R, F: Future<Output = R>>(
-    cache: &Cache,
-    site: &'static Site,
-    key: &str,
-    ops: &Ops<R>,
-    counters: &Counters,
+    call: Call<'_, R>,
     current: R,
     stale: bool,
     body: F,
 ) -> R {
+    let Call {
+        cache,
+        site,
+        key,
+        ops,
+        counters,
+    } = call;
     let lease = match cache.lease(key).await {
         Ok(Some(token)) => Lease::new(cache, key, token),
         _ => {
@@ -477,7 +502,7 @@ async fn refresh<R, F: Future<Output = R>>(
     tracing::debug!(function = site.name, key, outcome = "refresh", stale);
     // With `timeout`, a refresh slower than that gives up and serves the current value (the
     // lease is released behind it).
-    let ran = run(cache, site, key, ops, counters, body);
+    let ran = run(call, body);
     let (result, encoded) = match site.timeout_limit() {
         Some(limit) if !stale || site.fail_safe_secs > 0 => {
             match tokio::time::timeout(limit, ran).await {
@@ -497,8 +522,8 @@ async fn refresh<R, F: Future<Output = R>>(
         _ => ran.await,
     };
     match encoded {
-        Some(encoded) => write(cache, site, key, counters, encoded, Some(&lease.token)).await,
-        None => release(cache, site, key, counters, &lease.token).await,
+        Some(encoded) => write(call, encoded, Some(&lease.token)).await,
+        None => release(call, &lease.token).await,
     }
     lease.settle();
     // The body failed: a value that is still fresh, or stale under `fail_safe`, is the better
@@ -529,13 +554,16 @@ fn decode_shared<R>(cache: &Cache, raw: &[u8], ops: &Ops<R>, counters: &Counters
 /// Runs the body and encodes its result: `None` for a result that is not to be cached (an
 /// `Err`) or does not encode (counted and logged).
 async fn run<R, F: Future<Output = R>>(
-    cache: &Cache,
-    site: &'static Site,
-    key: &str,
-    ops: &Ops<R>,
-    counters: &Counters,
+    call: Call<'_, R>,
     body: F,
 ) -> (R, Option<(Arc<[u8]>, Duration)>) {
+    let Call {
+        cache,
+        site,
+        key,
+        ops,
+        counters,
+    } = call;
     let started = Instant::now();
     let result = body.await;
     let encoded = match (ops.encode)(cache.codec(), &result, started.elapsed(), cache.ttls(site)) {
@@ -557,14 +585,14 @@ async fn run<R, F: Future<Output = R>>(
 
 /// Stores an encoded result: under the lease `token` if given (rejected if the lease was
 /// lost), else with a plain `SET`. Counts the outcome.
-async fn write(
-    cache: &Cache,
-    site: &'static Site,
-    key: &str,
-    counters: &Counters,
-    (bytes, ttl): (Arc<[u8]>, Duration),
-    token: Option<&str>,
-) {
+async fn write<R>(call: Call<'_, R>, (bytes, ttl): (Arc<[u8]>, Duration), token: Option<&str>) {
+    let Call {
+        cache,
+        site,
+        key,
+        counters,
+        ..
+    } = call;
     let stored = match token {
         Some(token) => cache.put_leased(key, token, bytes, ttl).await,
         None => cache.set_raw(key, bytes, ttl).await.map(|()| true),
@@ -587,7 +615,14 @@ async fn write(
 }
 
 /// Gives up a lease after a load whose result is not stored, so that one waiter loads next.
-async fn release(cache: &Cache, site: &'static Site, key: &str, counters: &Counters, token: &str) {
+async fn release<R>(call: Call<'_, R>, token: &str) {
+    let Call {
+        cache,
+        site,
+        key,
+        counters,
+        ..
+    } = call;
     if let Err(error) = cache.release(key, token).await {
         bump(&counters.errors);
         tracing::debug!(function = site.name, key, %error, "lease release failed; it expires by itself");
@@ -640,17 +675,10 @@ impl Drop for Lease {
 }
 
 /// `lock = false`: run the body and store its result with a plain `SET`.
-async fn load_unlocked<R, F: Future<Output = R>>(
-    cache: &Cache,
-    site: &'static Site,
-    key: &str,
-    ops: &Ops<R>,
-    counters: &Counters,
-    body: F,
-) -> R {
-    let (result, encoded) = run(cache, site, key, ops, counters, body).await;
+async fn load_unlocked<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R {
+    let (result, encoded) = run(call, body).await;
     if let Some(encoded) = encoded {
-        write(cache, site, key, counters, encoded, None).await;
+        write(call, encoded, None).await;
     }
     result
 }
@@ -665,14 +693,14 @@ async fn load_unlocked<R, F: Future<Output = R>>(
 /// - The lease guards the write: the result is stored only if the lease is still ours,
 ///   atomically. `#[invalidates]` deletes the lease with the value, so a load that began before
 ///   a write can never store its stale result after the write's invalidation.
-async fn load_locked<R, F: Future<Output = R>>(
-    cache: &Cache,
-    site: &'static Site,
-    key: &str,
-    ops: &Ops<R>,
-    counters: &Counters,
-    body: F,
-) -> R {
+async fn load_locked<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R {
+    let Call {
+        cache,
+        site,
+        key,
+        ops,
+        counters,
+    } = call;
     let leader = loop {
         match cache.flights().join(key) {
             Role::Leader(leader) => break leader,
@@ -737,11 +765,11 @@ async fn load_locked<R, F: Future<Output = R>>(
         }
     };
 
-    let (result, encoded) = run(cache, site, key, ops, counters, body).await;
+    let (result, encoded) = run(call, body).await;
     match (encoded, token) {
         (Some(encoded), Some(lease)) => {
             leader.finish(Some(encoded.0.clone()));
-            write(cache, site, key, counters, encoded, Some(&lease.token)).await;
+            write(call, encoded, Some(&lease.token)).await;
             lease.settle();
         }
         // Redis failing or the holder too slow: share the result here, store nothing.
@@ -749,7 +777,7 @@ async fn load_locked<R, F: Future<Output = R>>(
         (None, lease) => {
             drop(leader);
             if let Some(lease) = lease {
-                release(cache, site, key, counters, &lease.token).await;
+                release(call, &lease.token).await;
                 lease.settle();
             }
         }
