@@ -6,6 +6,7 @@ use syn::{Ident, LitStr, Member, Path, ReturnType, Type, parse_quote, spanned::S
 
 use crate::{
     attr::{self, Kind},
+    detach,
     errors::Errors,
     item::{self, Body, ItemFn, Param},
     template::{self, Piece},
@@ -25,6 +26,9 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, input: TokenStream) -> Token
     let mut errors = Errors::default();
     let args = attr::parse(kind, args, &mut errors);
     let params = item::check(kind, &item, &mut errors);
+    if let Some(option) = detach::reason(&args) {
+        detach::check(&item.sig, option, &mut errors);
+    }
     let templates: Vec<TokenStream> = args
         .keys
         .iter()
@@ -151,6 +155,51 @@ fn placeholder(
     Some(quote_spanned!(span=> &#root #(.#fields)*))
 }
 
+/// `Detached(|| { let id = owned(&id); async move { ... } })`: a maker of the body as an
+/// owned future, holding clones of `self` (reached through `__self`) and of the arguments.
+fn detached(
+    krate: &Path,
+    sig: &syn::Signature,
+    brace: &syn::token::Brace,
+    body: &TokenStream,
+    ret: &Type,
+) -> TokenStream {
+    let ret_value = Ident::new("__ret", Span::mixed_site());
+    let this = Ident::new("__this", Span::mixed_site());
+    let receiver = sig.receiver().map(|r| r.self_token.span);
+    let mut block = TokenStream::new();
+    let body = match receiver {
+        Some(_) => detach::rename_self(body.clone(), "__self"),
+        None => body.clone(),
+    };
+    brace.surround(&mut block, |t| body.to_tokens(t));
+    let clones = detach::bindings(sig).into_iter().map(|name| {
+        let mutability = detach::is_mut(sig, &name).then(|| quote!(mut));
+        quote_spanned!(name.span()=> let #mutability #name = #krate::__private::owned(&#name);)
+    });
+    let (this_clone, this_ref) = match receiver {
+        Some(span) => {
+            let renamed = Ident::new("__self", span);
+            (
+                quote_spanned!(span=> let #this = #krate::__private::owned(self);),
+                quote!(let #renamed = &#this;),
+            )
+        }
+        None => (TokenStream::new(), TokenStream::new()),
+    };
+    quote! {
+        #krate::__private::Detached(|| {
+            #this_clone
+            #(#clones)*
+            async move {
+                #this_ref
+                let #ret_value: #ret = #block;
+                #ret_value
+            }
+        })
+    }
+}
+
 fn generate(
     kind: Kind,
     item: &ItemFn,
@@ -211,6 +260,7 @@ fn generate(
     };
     // The body typed as the declared return type: a mismatch is reported in the body.
     let async_body = quote!({ let #ret_value: #ret = #block; #ret_value });
+    let mut sig = sig.clone();
     let probe = quote_spanned!(ret_span=> #krate::__private::probe::<#ret>().shape());
 
     // The function's static call site (name, TTLs, policy, counters), in a block of its own so
@@ -226,9 +276,17 @@ fn generate(
             let key = Ident::new("__key", Span::mixed_site());
             let template = &templates[0];
             let shape = quote_spanned!(ret_span=> #krate::__private::ops::<#ret, _>(#probe));
+            let body = match detach::reason(args) {
+                None => quote!(async #async_body),
+                Some(_) => {
+                    let body = detached(&krate, &sig, brace, body, &ret);
+                    sig = detach::without_mut(&sig);
+                    body
+                }
+            };
             quote! {
                 let #key = #krate::__private::key(#cache, #template);
-                #krate::__private::cache_aside(#cache, #key, #site_ref, #shape, async #async_body).await
+                #krate::__private::cache_aside(#cache, #key, #site_ref, #shape, #body).await
             }
         }
         Kind::Invalidates => {

@@ -5,6 +5,7 @@
 //! `cached_runtime::__private`; everything that runs lives in the runtime.
 
 mod attr;
+mod detach;
 mod errors;
 mod expand;
 mod item;

@@ -11,9 +11,10 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
     Cache,
+    body::{Body, Job, Task, Unspawned},
     cache::Ttls,
     codec::{self, CodecKind, Decoded, Meta},
-    flight::Role,
+    flight::{Leader, Role},
     key::KeyPart,
     nullish,
     stats::{Counters, Site, bump},
@@ -230,6 +231,14 @@ pub struct Ops<R> {
     failed: fn(&R) -> bool,
 }
 
+impl<R> Clone for Ops<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for Ops<R> {}
+
 impl<R> std::fmt::Debug for Ops<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ops").finish_non_exhaustive()
@@ -305,12 +314,24 @@ fn encode<R, S: Shape<R>>(
 }
 
 /// One call of an annotated function: what every step of a load needs.
-struct Call<'a, R> {
-    cache: &'a Cache,
-    site: &'static Site,
-    key: &'a str,
-    ops: &'a Ops<R>,
-    counters: &'a Counters,
+pub(crate) struct Call<'a, R> {
+    pub(crate) cache: &'a Cache,
+    pub(crate) site: &'static Site,
+    pub(crate) key: &'a str,
+    pub(crate) ops: &'a Ops<R>,
+    pub(crate) counters: &'a Counters,
+}
+
+impl<R> Call<'_, R> {
+    /// The call's context, owned, for a background task.
+    fn job(&self) -> Job<R> {
+        Job {
+            cache: self.cache.clone(),
+            key: self.key.to_owned(),
+            site: self.site,
+            ops: *self.ops,
+        }
+    }
 }
 
 impl<R> Clone for Call<'_, R> {
@@ -327,20 +348,24 @@ impl<R> Copy for Call<'_, R> {}
 ///
 /// With the site's lock on (the default), a miss is a single flight: one caller per key in this
 /// process loads, under a lease in Redis that other processes wait on; see [`load_locked`].
+///
+/// `body` is a future, or a [`Detached`](crate::body::Detached) maker of an owned one: then a
+/// refresh (`stale`, `early_refresh`) runs in a task of its own while every caller is served
+/// the current value, and a load that outlives `timeout` goes on in the background.
 #[doc(hidden)]
-pub async fn cache_aside<R, F>(
+pub async fn cache_aside<R, B>(
     cache: CacheRef<'_>,
     key: Option<String>,
     site: &'static Site,
     ops: Ops<R>,
-    body: F,
+    body: B,
 ) -> R
 where
-    F: Future<Output = R>,
+    B: Body<R>,
 {
     let (Some(cache), Some(key)) = (cache.as_cache(), key) else {
         uncached(site);
-        return body.await;
+        return body.into_load().await;
     };
     let counters = cache.counters(site);
     let call = Call {
@@ -396,34 +421,48 @@ where
             } else {
                 tracing::warn!(function = site.name, key, %error, "cache read failed; running the body");
             }
-            return body.await;
+            return body.into_load().await;
         }
     }
     bump(&counters.misses);
     tracing::debug!(function = site.name, key, outcome = "miss");
-    let load = async {
-        if site.lock {
-            load_locked(call, body).await
-        } else {
-            load_unlocked(call, body).await
-        }
-    };
-    // With `timeout` and an expired value to fall back on, a slow load is abandoned.
-    let result = match (&fallback, site.timeout_limit()) {
-        (Some(_), Some(limit)) => match tokio::time::timeout(limit, load).await {
-            Ok(result) => result,
-            Err(_) => {
-                bump(&counters.fail_safe_served);
-                tracing::warn!(
-                    function = site.name,
-                    key,
-                    ?limit,
-                    "load slower than `timeout`; serving the expired value (fail_safe)"
-                );
-                return fallback.expect("matched Some");
+    let result = match (fallback.is_some(), site.timeout_limit()) {
+        // With `timeout` and an expired value to fall back on, the caller stops waiting for a
+        // slow load; the load goes on in the background and is stored (a body that cannot be
+        // detached is abandoned instead).
+        (true, Some(limit)) => {
+            let outcome = match body.spawn(call.job(), Task::Load) {
+                Ok(task) => match tokio::time::timeout(limit, task).await {
+                    Ok(Ok(Some(result))) => Some(result),
+                    Ok(Ok(None)) => None,
+                    Ok(Err(error)) if error.is_panic() => {
+                        std::panic::resume_unwind(error.into_panic())
+                    }
+                    // The runtime is shutting down.
+                    Ok(Err(_)) => None,
+                    Err(_) => None,
+                },
+                Err(Unspawned { body, .. }) => {
+                    tokio::time::timeout(limit, load(call, body.into_load()))
+                        .await
+                        .ok()
+                }
+            };
+            match outcome {
+                Some(result) => result,
+                None => {
+                    bump(&counters.fail_safe_served);
+                    tracing::warn!(
+                        function = site.name,
+                        key,
+                        ?limit,
+                        "load slower than `timeout`; serving the expired value (fail_safe)"
+                    );
+                    return fallback.expect("matched Some");
+                }
             }
-        },
-        _ => load.await,
+        }
+        _ => load(call, body.into_load()).await,
     };
     match fallback {
         Some(old) if (ops.failed)(&result) => {
@@ -436,6 +475,15 @@ where
             old
         }
         _ => result,
+    }
+}
+
+/// A miss: with the site's lock, [`load_locked`]; without, [`load_unlocked`].
+pub(crate) async fn load<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R {
+    if call.site.lock {
+        load_locked(call, body).await
+    } else {
+        load_unlocked(call, body).await
     }
 }
 
@@ -472,13 +520,87 @@ fn freshness(site: &Site, meta: Meta, null: bool) -> Freshness {
     }
 }
 
-/// Refreshes a value that is stale (or picked for early refresh) if this caller takes its
-/// lease; every other caller meanwhile gets the current value at once. The refresh runs in
-/// this caller: it alone waits for the body.
-async fn refresh<R, F: Future<Output = R>>(
+/// Serves `current` — a value that is stale, or that XFetch picked for early refresh — and
+/// refreshes it: one refresh per key in this process (the flight), under the key's lease
+/// across processes. A [`Detached`](crate::body::Detached) body refreshes in a task of its own,
+/// so that no caller waits for it; any other body refreshes in this caller.
+async fn refresh<R, B: Body<R>>(call: Call<'_, R>, current: R, stale: bool, body: B) -> R {
+    let Call {
+        site,
+        key,
+        counters,
+        ..
+    } = call;
+    let served = |current: R| {
+        if stale {
+            bump(&counters.stale_served);
+            tracing::debug!(function = site.name, key, outcome = "stale");
+        }
+        current
+    };
+    let leader = match call.cache.flights().join(key) {
+        Role::Leader(leader) => leader,
+        // A refresh or load of this key is under way here already.
+        Role::Waiter(_) => return served(current),
+    };
+    match body.spawn(call.job(), Task::Refresh(leader)) {
+        Ok(_detached) => served(current),
+        Err(Unspawned {
+            body,
+            task: Task::Refresh(leader),
+            ..
+        }) => refresh_in_caller(call, current, stale, leader, body.into_load()).await,
+        Err(Unspawned { .. }) => unreachable!("spawn gives back the task it was given"),
+    }
+}
+
+/// A background refresh: under the key's lease (or not at all: someone else is loading it),
+/// run the body and store its result. Its caller has been served already.
+pub(crate) async fn refresh_under_lease<R, F: Future<Output = R>>(
+    call: Call<'_, R>,
+    leader: Leader,
+    body: F,
+) {
+    let Call {
+        cache,
+        site,
+        key,
+        counters,
+        ..
+    } = call;
+    let lease = match cache.lease(key).await {
+        Ok(Some(token)) => Lease::new(cache, key, token),
+        _ => return,
+    };
+    bump(&counters.refreshes);
+    tracing::debug!(function = site.name, key, outcome = "refresh");
+    let encoded = run(call, body).await.1;
+    match encoded {
+        Some(encoded) => {
+            leader.finish(Some(encoded.0.clone()));
+            write(call, encoded, Some(&lease.token)).await;
+        }
+        None => {
+            drop(leader);
+            tracing::warn!(
+                function = site.name,
+                key,
+                "background refresh failed; the cached value stays"
+            );
+            release(call, &lease.token).await;
+        }
+    }
+    lease.settle();
+}
+
+/// A refresh in the caller (a body that cannot be detached): this caller alone waits for the
+/// body, if it takes the lease; with `timeout`, a refresh slower than that gives up and serves
+/// the current value (the lease is released behind it).
+async fn refresh_in_caller<R, F: Future<Output = R>>(
     call: Call<'_, R>,
     current: R,
     stale: bool,
+    leader: Leader,
     body: F,
 ) -> R {
     let Call {
@@ -500,8 +622,6 @@ async fn refresh<R, F: Future<Output = R>>(
     };
     bump(&counters.refreshes);
     tracing::debug!(function = site.name, key, outcome = "refresh", stale);
-    // With `timeout`, a refresh slower than that gives up and serves the current value (the
-    // lease is released behind it).
     let ran = run(call, body);
     let (result, encoded) = match site.timeout_limit() {
         Some(limit) if !stale || site.fail_safe_secs > 0 => {
@@ -522,8 +642,14 @@ async fn refresh<R, F: Future<Output = R>>(
         _ => ran.await,
     };
     match encoded {
-        Some(encoded) => write(call, encoded, Some(&lease.token)).await,
-        None => release(call, &lease.token).await,
+        Some(encoded) => {
+            leader.finish(Some(encoded.0.clone()));
+            write(call, encoded, Some(&lease.token)).await;
+        }
+        None => {
+            drop(leader);
+            release(call, &lease.token).await;
+        }
     }
     lease.settle();
     // The body failed: a value that is still fresh, or stale under `fail_safe`, is the better
@@ -675,7 +801,7 @@ impl Drop for Lease {
 }
 
 /// `lock = false`: run the body and store its result with a plain `SET`.
-async fn load_unlocked<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R {
+pub(crate) async fn load_unlocked<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R {
     let (result, encoded) = run(call, body).await;
     if let Some(encoded) = encoded {
         write(call, encoded, None).await;

@@ -14,7 +14,7 @@ type Outcome = Option<Arc<[u8]>>;
 
 #[derive(Debug, Default)]
 pub(crate) struct Flights {
-    map: Mutex<HashMap<String, Arc<Flight>>>,
+    map: Arc<Mutex<HashMap<String, Arc<Flight>>>>,
 }
 
 #[derive(Debug, Default)]
@@ -23,21 +23,23 @@ pub(crate) struct Flight {
     done: Notify,
 }
 
-pub(crate) enum Role<'a> {
-    Leader(Leader<'a>),
+pub(crate) enum Role {
+    Leader(Leader),
     Waiter(Arc<Flight>),
 }
 
 /// The leader of a flight. Dropping it without [`finish`](Leader::finish) (a cancelled
-/// caller) releases the waiters with no outcome.
-pub(crate) struct Leader<'a> {
-    flights: &'a Flights,
+/// caller) releases the waiters with no outcome. It owns what it needs, so that a background
+/// refresh can lead.
+#[derive(Debug)]
+pub struct Leader {
+    map: Arc<Mutex<HashMap<String, Arc<Flight>>>>,
     key: String,
     flight: Arc<Flight>,
 }
 
 impl Flights {
-    pub(crate) fn join(&self, key: &str) -> Role<'_> {
+    pub(crate) fn join(&self, key: &str) -> Role {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(flight) = map.get(key) {
             return Role::Waiter(flight.clone());
@@ -45,7 +47,7 @@ impl Flights {
         let flight = Arc::new(Flight::default());
         map.insert(key.to_owned(), flight.clone());
         Role::Leader(Leader {
-            flights: self,
+            map: self.map.clone(),
             key: key.to_owned(),
             flight,
         })
@@ -76,7 +78,7 @@ impl Flight {
     }
 }
 
-impl Leader<'_> {
+impl Leader {
     /// Publishes the outcome to the waiters and ends the flight.
     pub(crate) fn finish(self, outcome: Outcome) {
         let _ = self.flight.outcome.set(outcome);
@@ -84,11 +86,11 @@ impl Leader<'_> {
     }
 }
 
-impl Drop for Leader<'_> {
+impl Drop for Leader {
     fn drop(&mut self) {
         let _ = self.flight.outcome.set(None);
         {
-            let mut map = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
+            let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
             if map
                 .get(&self.key)
                 .is_some_and(|f| Arc::ptr_eq(f, &self.flight))

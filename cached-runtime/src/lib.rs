@@ -43,6 +43,7 @@
 
 mod aside;
 mod backend;
+mod body;
 mod breaker;
 mod cache;
 mod codec;
@@ -80,6 +81,7 @@ pub mod __private {
         CacheRef, Global, Outcome, Plain, PlainProbe, Probe, Res, Shape, Template, cache_aside,
         invalidate, key, keys, ops, probe,
     };
+    pub use crate::body::{Body, Detached, owned};
     pub use crate::key::KeyPart;
     pub use crate::stats::Site;
 }
