@@ -1050,4 +1050,94 @@ mod tests {
             (1, 1, 0)
         );
     }
+
+    static LOCKED: Site = Site::new("race::locked", 600, 0);
+    static UNLOCKED: Site = Site::new("race::unlocked", 600, 0).without_lock();
+    static WRITE: Site = Site::new("race::write", 0, 0);
+
+    /// Concurrent readers (cache-aside with a load of varied latency that reads the source at
+    /// its start) and writers (update the source, then invalidate) over a few keys; after
+    /// quiescing, the number of keys whose cached entry differs from the source.
+    async fn race(site: &'static Site, seed: u64) -> usize {
+        use std::{collections::HashMap, sync::Mutex};
+        const KEYS: u64 = 3;
+        let cache = Cache::builder().memory().build().await.unwrap();
+        let source: Arc<Mutex<HashMap<u64, u64>>> = Arc::default();
+        let read = move |cache: Cache,
+                         source: Arc<Mutex<HashMap<u64, u64>>>,
+                         id: u64,
+                         delay: u64| async move {
+            let cache_ref: CacheRef<'_> = &cache;
+            let key = cache.render_key(&["item:", ""], &[&id]);
+            cache_aside(cache_ref, Some(key), site, ops::<u64, _>(Plain), async {
+                let value = source.lock().unwrap().get(&id).copied().unwrap_or(0);
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                value
+            })
+            .await
+        };
+        let mut tasks = Vec::new();
+        for t in 0..12u64 {
+            let (cache, source) = (cache.clone(), source.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut x = (seed ^ t).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                for step in 0..30u64 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let id = (x >> 8) % KEYS;
+                    if (x >> 16) % 3 == 0 {
+                        let cache_ref: CacheRef<'_> = &cache;
+                        let keys = vec![cache.render_key(&["item:", ""], &[&id])];
+                        invalidate(cache_ref, keys, &WRITE, Plain, async {
+                            source.lock().unwrap().insert(id, t * 1000 + step + 1);
+                        })
+                        .await;
+                    } else {
+                        read(cache.clone(), source.clone(), id, (x >> 24) % 8).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis((x >> 32) % 3)).await;
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let mut stale = 0;
+        for id in 0..KEYS {
+            let truth = source.lock().unwrap().get(&id).copied().unwrap_or(0);
+            let key = cache.render_key(&["item:", ""], &[&id]);
+            if let Some(raw) = cache.get_raw(&key).await.unwrap() {
+                let cached =
+                    decode_shared(&cache, &raw, &ops::<u64, _>(Plain), cache.counters(site));
+                if cached != Some(truth) {
+                    stale += 1;
+                }
+            }
+        }
+        stale
+    }
+
+    /// The randomized stale-set race: with leases, no entry is ever left stale; without them
+    /// (`lock = false`) the same workload leaves stale entries — the test can see the race.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_randomized_race_leaves_stale_entries_only_without_leases() {
+        let mut locked = Vec::new();
+        let mut unlocked = Vec::new();
+        for seed in 1..=20u64 {
+            locked.push(race(&LOCKED, seed).await);
+            unlocked.push(race(&UNLOCKED, seed).await);
+            if unlocked.iter().sum::<usize>() > 0 && seed >= 3 {
+                break;
+            }
+        }
+        println!(
+            "stale entries per round (3 keys each): leases {locked:?}, no leases {unlocked:?}"
+        );
+        assert!(locked.iter().all(|&n| n == 0), "leases: {locked:?}");
+        assert!(
+            unlocked.iter().sum::<usize>() > 0,
+            "without leases the race should leave a stale entry within 20 rounds: {unlocked:?}"
+        );
+    }
 }
