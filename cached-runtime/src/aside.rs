@@ -1086,7 +1086,7 @@ mod tests {
                     x ^= x >> 7;
                     x ^= x << 17;
                     let id = (x >> 8) % KEYS;
-                    if (x >> 16) % 3 == 0 {
+                    if (x >> 16).is_multiple_of(3) {
                         let cache_ref: CacheRef<'_> = &cache;
                         let keys = vec![cache.render_key(&["item:", ""], &[&id])];
                         invalidate(cache_ref, keys, &WRITE, Plain, async {
