@@ -30,15 +30,19 @@ use proc_macro::TokenStream;
 /// | `ttl = 600` | required; seconds, > 0 |
 /// | `null_ttl = 30` | seconds a `None` is cached; default the cache's `null_ttl`, else `min(ttl, 60)`; at most `ttl` |
 /// | `lock = false` | turn off stampede protection (on by default: one load per key at a time, under a lease) |
-/// | `stale = 30` | seconds past `ttl` an expired value is still served at once while one caller refreshes it (stale-while-revalidate) |
-/// | `early_refresh = 1.0` | XFetch β: refresh a hot value probabilistically before it expires, so callers never see it expire |
+/// | `stale = 30` | seconds past `ttl` an expired value is still served at once while one background task refreshes it (stale-while-revalidate) |
+/// | `early_refresh = 1.0` | XFetch β: refresh a hot value in the background, probabilistically, before it expires, so callers never see it expire |
 /// | `fail_safe = 3600` | seconds past `ttl` an expired value may stand in for a body that fails (`Err`) |
-/// | `timeout = 250` | with `fail_safe` or `early_refresh`: milliseconds a load may take while a cached value could stand in; a slower load is abandoned and the cached value returned |
+/// | `timeout = 250` | with `fail_safe` or `early_refresh`: milliseconds a caller waits for a load while a cached value could stand in; then it gets that value, and the load goes on in the background and is stored |
 /// | `cache = self.cache` | any expression giving a `Cache`, `&Cache`, `Arc<Cache>` or `Option` of them; default the global cache |
 /// | `crate = "cached_runtime"` | path of the runtime crate, if renamed |
 ///
 /// Return types: `T`, `Option<T>`, `Result<T, E>`, `Result<Option<T>, E>` (type aliases of
 /// `Result` are fine) with `T: Serialize + DeserializeOwned`.
+///
+/// With `stale`, `early_refresh` or `timeout` the body can run in a background task, on clones
+/// of `self` and of the arguments: they must be `Clone + Send + Sync + 'static`, and arguments
+/// owned (`String`, not `&str`).
 ///
 /// ```
 /// use cached_runtime::{cache_aside, Cache};
