@@ -165,8 +165,16 @@ async fn early_refresh_keeps_a_hot_key_from_expiring() {
             while repo.source.loads.load(SeqCst) < 2 {
                 assert_eq!(repo.early().await, Ok(0));
             }
+            // While that refresh runs, more callers picked for refresh start no other.
+            let results = stampede(20, || {
+                let repo = repo.clone();
+                async move { repo.early().await }
+            })
+            .await;
+            assert!(results.iter().all(|r| *r == Ok(0)));
         })
         .await;
+        assert_eq!(repo.source.loads.load(SeqCst), 2, "one refresh at a time");
         drop(held);
         eventually("the early refresh stored", || {
             cache.stats().function("early").unwrap().writes == 2
