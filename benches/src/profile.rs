@@ -21,6 +21,20 @@ use crate::{
 };
 
 pub(crate) fn main(what: &str, calls: usize) -> ExitCode {
+    if let Some(memory) = match what {
+        "ours-stampede" => Some(false),
+        "memory-stampede" => Some(true),
+        _ => None,
+    } {
+        return stampedes(memory, calls);
+    }
+    if what == "clone" {
+        let value = crate::value::make_value(TARGET_SIZE, 1);
+        for _ in 0..calls {
+            black_box(black_box(&value).clone());
+        }
+        return ExitCode::SUCCESS;
+    }
     if let Some(limit) = match what {
         "decode" => Some(false),
         "decode-limit" => Some(true),
@@ -143,4 +157,67 @@ fn measured_decode(bytes: &[u8], limit: bool, calls: usize) {
         };
         black_box(value);
     }
+}
+
+/// `ours-stampede` / `memory-stampede`: `calls` rounds of the stampede scenario (1000 callers
+/// of one cold key across 4 caches, body 100 ms) on the bench's 2-worker runtime, for `perf`;
+/// prints each round's caller p99 minus the body time.
+fn stampedes(memory: bool, rounds: usize) -> ExitCode {
+    let server = (!memory).then(|| {
+        let server = tests::RedisServer::spawn();
+        let _ = MAIN_URL.set(server.url());
+        server
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        let url = MAIN_URL.get().cloned().unwrap_or_default();
+        let mut instances = Vec::new();
+        for _ in 0..4 {
+            let cache = if memory {
+                memory_cache().await
+            } else {
+                redis_cache(&url, "pst", None).await
+            };
+            instances.push(Arc::new(Client::Ours(Ours { cache })));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut extra = Vec::new();
+        for round in 0..rounds {
+            let id = 5_000_000 + round as u64;
+            let barrier = Arc::new(tokio::sync::Barrier::new(1000));
+            let tasks: Vec<_> = (0..1000)
+                .map(|i| {
+                    let client = instances[i % 4].clone();
+                    let barrier = barrier.clone();
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        let started = std::time::Instant::now();
+                        let _ = black_box(client.get_slow("pst", TARGET_SIZE, id).await);
+                        started.elapsed()
+                    })
+                })
+                .collect();
+            let mut lat = Vec::new();
+            for t in tasks {
+                lat.push(t.await.expect("caller"));
+            }
+            lat.sort();
+            let p99 = lat[lat.len() * 99 / 100];
+            extra.push(p99.as_secs_f64() * 1e3 - 100.0);
+        }
+        extra.sort_by(f64::total_cmp);
+        eprintln!(
+            "{} stampede, {rounds} rounds: caller p99 − 100 ms: median {:.2} ms, min {:.2}, max {:.2}",
+            if memory { "memory" } else { "ours" },
+            extra[extra.len() / 2],
+            extra[0],
+            extra[extra.len() - 1]
+        );
+    });
+    drop(server);
+    ExitCode::SUCCESS
 }

@@ -275,7 +275,9 @@ fn generate(
         Kind::CacheAside => {
             let key = Ident::new("__key", Span::mixed_site());
             let template = &templates[0];
-            let shape = quote_spanned!(ret_span=> #krate::__private::ops::<#ret, _>(#probe));
+            let sharing = quote_spanned!(ret_span=> #krate::__private::probe::<#ret>().sharing());
+            let shape =
+                quote_spanned!(ret_span=> #krate::__private::ops::<#ret, _>(#probe, #sharing));
             let body = match detach::reason(args) {
                 None => quote!(async #async_body),
                 Some(_) => {

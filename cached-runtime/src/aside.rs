@@ -14,7 +14,7 @@ use crate::{
     body::{Body, Job, Task, Unspawned},
     cache::Ttls,
     codec::{self, CodecKind, Decoded, Meta},
-    flight::{Leader, Role},
+    flight::{Fill, Leader, Role},
     key::KeyPart,
     nullish,
     stats::{Counters, Site, bump},
@@ -195,6 +195,17 @@ impl<T, E> Probe<Result<T, E>> {
     }
 }
 
+impl<R: Clone + Send + Sync + 'static> Probe<R> {
+    /// A type waiters can clone: they clone one decoded value instead of each decoding the
+    /// bytes. (Types that are not `Clone` get `None` through the `Deref` fallback.)
+    pub fn sharing(&self) -> Option<Share<R>> {
+        Some(Share {
+            wrap: |r| Arc::new(r.clone()),
+            unwrap: |any| any.downcast_ref::<R>().cloned(),
+        })
+    }
+}
+
 impl<R> std::fmt::Debug for Probe<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(std::any::type_name::<R>())
@@ -210,6 +221,32 @@ impl PlainProbe {
     /// Anything but a `Result`.
     pub fn shape(&self) -> Plain {
         Plain
+    }
+
+    /// A type that is not `Clone + Send + Sync + 'static`: waiters decode.
+    pub fn sharing<R>(&self) -> Option<Share<R>> {
+        None
+    }
+}
+
+/// How waiters of a flight take the leader's decoded value: a clone of it, type-erased.
+#[doc(hidden)]
+pub struct Share<R> {
+    wrap: fn(&R) -> Arc<dyn std::any::Any + Send + Sync>,
+    unwrap: fn(&(dyn std::any::Any + Send + Sync)) -> Option<R>,
+}
+
+impl<R> Clone for Share<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for Share<R> {}
+
+impl<R> std::fmt::Debug for Share<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Share")
     }
 }
 
@@ -229,6 +266,7 @@ pub struct Ops<R> {
     encode: fn(CodecKind, &R, Duration, Ttls) -> Option<Encoded>,
     /// Whether a result is a failure (an `Err`), for `fail_safe`.
     failed: fn(&R) -> bool,
+    share: Option<Share<R>>,
 }
 
 impl<R> Clone for Ops<R> {
@@ -264,13 +302,15 @@ struct Encoded {
     ttl: Duration,
 }
 
-/// Checks that `R` is cacheable with shape `S` and returns its [`Ops`].
+/// Checks that `R` is cacheable with shape `S` and returns its [`Ops`]; `share` is how
+/// waiters take a leader's value (`Probe::sharing`).
 #[doc(hidden)]
-pub fn ops<R, S: Shape<R>>(_shape: S) -> Ops<R> {
+pub fn ops<R, S: Shape<R>>(_shape: S, share: Option<Share<R>>) -> Ops<R> {
     Ops {
         decode: decode::<R, S>,
         encode: encode::<R, S>,
         failed: |r| S::store(r).is_none(),
+        share,
     }
 }
 
@@ -574,10 +614,11 @@ pub(crate) async fn refresh_under_lease<R, F: Future<Output = R>>(
     };
     bump(&counters.refreshes);
     tracing::debug!(function = site.name, key, outcome = "refresh");
-    let encoded = run(call, body).await.1;
+    let (result, encoded) = run(call, body).await;
     match encoded {
         Some(encoded) => {
-            leader.finish(Some(encoded.0.clone()));
+            finish(leader, call.ops, encoded.0.clone(), &result);
+            drop(result);
             write(call, encoded, Some(&lease.token)).await;
         }
         None => {
@@ -643,7 +684,7 @@ async fn refresh_in_caller<R, F: Future<Output = R>>(
     };
     match encoded {
         Some(encoded) => {
-            leader.finish(Some(encoded.0.clone()));
+            finish(leader, ops, encoded.0.clone(), &result);
             write(call, encoded, Some(&lease.token)).await;
         }
         None => {
@@ -664,6 +705,26 @@ async fn refresh_in_caller<R, F: Future<Output = R>>(
         return current;
     }
     result
+}
+
+/// Ends a flight with its result: the entry, and the value itself when the waiters can clone
+/// it (and there are any).
+fn finish<R>(leader: Leader, ops: &Ops<R>, bytes: Arc<[u8]>, value: &R) {
+    let value = match ops.share {
+        Some(share) if leader.has_waiters() => Some((share.wrap)(value)),
+        _ => None,
+    };
+    leader.finish(Some(Fill { bytes, value }));
+}
+
+/// A leader's result as a waiter's own: a clone of the shared value, else decoded.
+fn take_fill<R>(cache: &Cache, fill: &Fill, ops: &Ops<R>, counters: &Counters) -> Option<R> {
+    if let (Some(value), Some(share)) = (&fill.value, ops.share)
+        && let Some(value) = (share.unwrap)(&**value)
+    {
+        return Some(value);
+    }
+    decode_shared(cache, &fill.bytes, ops, counters)
 }
 
 /// A result shared by another caller's load: decoded, not counted as a hit.
@@ -833,8 +894,8 @@ async fn load_locked<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R 
             Role::Waiter(flight) => {
                 bump(&counters.lock_waits);
                 match tokio::time::timeout(cache.lock_ttl() * 2, flight.wait()).await {
-                    Ok(Some(bytes)) => {
-                        if let Some(value) = decode_shared(cache, &bytes, ops, counters) {
+                    Ok(Some(fill)) => {
+                        if let Some(value) = take_fill(cache, &fill, ops, counters) {
                             return value;
                         }
                     }
@@ -883,7 +944,7 @@ async fn load_locked<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R 
         match wait_for_fill(cache, key, deadline, counters, notified).await {
             Some(raw) => {
                 if let Some(value) = decode_shared(cache, &raw, ops, counters) {
-                    leader.finish(Some(raw.into()));
+                    finish(leader, ops, raw.into(), &value);
                     return value;
                 }
             }
@@ -894,12 +955,12 @@ async fn load_locked<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R 
     let (result, encoded) = run(call, body).await;
     match (encoded, token) {
         (Some(encoded), Some(lease)) => {
-            leader.finish(Some(encoded.0.clone()));
+            finish(leader, ops, encoded.0.clone(), &result);
             write(call, encoded, Some(&lease.token)).await;
             lease.settle();
         }
         // Redis failing or the holder too slow: share the result here, store nothing.
-        (Some((bytes, _)), None) => leader.finish(Some(bytes)),
+        (Some((bytes, _)), None) => finish(leader, ops, bytes, &result),
         (None, lease) => {
             drop(leader);
             if let Some(lease) = lease {
@@ -1022,9 +1083,13 @@ mod tests {
             let (cache, key) = (cache.clone(), key.clone());
             tokio::spawn(async move {
                 let cache_ref: CacheRef<'_> = &cache;
-                cache_aside(cache_ref, Some(key), &SITE, ops::<u64, _>(Plain), async {
-                    2u64
-                })
+                cache_aside(
+                    cache_ref,
+                    Some(key),
+                    &SITE,
+                    ops::<u64, _>(Plain, None),
+                    async { 2u64 },
+                )
                 .await
             })
         };
@@ -1069,11 +1134,17 @@ mod tests {
                          delay: u64| async move {
             let cache_ref: CacheRef<'_> = &cache;
             let key = cache.render_key(&["item:", ""], &[&id]);
-            cache_aside(cache_ref, Some(key), site, ops::<u64, _>(Plain), async {
-                let value = source.lock().unwrap().get(&id).copied().unwrap_or(0);
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-                value
-            })
+            cache_aside(
+                cache_ref,
+                Some(key),
+                site,
+                ops::<u64, _>(Plain, None),
+                async {
+                    let value = source.lock().unwrap().get(&id).copied().unwrap_or(0);
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    value
+                },
+            )
             .await
         };
         let mut tasks = Vec::new();
@@ -1108,8 +1179,12 @@ mod tests {
             let truth = source.lock().unwrap().get(&id).copied().unwrap_or(0);
             let key = cache.render_key(&["item:", ""], &[&id]);
             if let Some(raw) = cache.get_raw(&key).await.unwrap() {
-                let cached =
-                    decode_shared(&cache, &raw, &ops::<u64, _>(Plain), cache.counters(site));
+                let cached = decode_shared(
+                    &cache,
+                    &raw,
+                    &ops::<u64, _>(Plain, None),
+                    cache.counters(site),
+                );
                 if cached != Some(truth) {
                     stale += 1;
                 }
@@ -1139,5 +1214,56 @@ mod tests {
             unlocked.iter().sum::<usize>() > 0,
             "without leases the race should leave a stale entry within 20 rounds: {unlocked:?}"
         );
+    }
+
+    static SHARED: Site = Site::new("tests::shared", 60, 0);
+    static CLONES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// A value that counts its clones.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Counted(String);
+
+    impl Clone for Counted {
+        fn clone(&self) -> Self {
+            CLONES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Counted(self.0.clone())
+        }
+    }
+
+    /// Waiters of a flight take a clone of the leader's value (a `Clone` type), not a decode
+    /// of its bytes each.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiters_clone_the_leaders_value() {
+        let cache = Cache::builder().memory().build().await.unwrap();
+        let key = cache.render_key(&["shared"], &[]);
+        let barrier = Arc::new(tokio::sync::Barrier::new(50));
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let (cache, key, barrier) = (cache.clone(), key.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let cache_ref: CacheRef<'_> = &cache;
+                    let ops = ops::<Counted, _>(Plain, probe::<Counted>().sharing());
+                    cache_aside(cache_ref, Some(key), &SHARED, ops, async {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        Counted("v".into())
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), Counted("v".into()));
+        }
+        let counts = *cache.stats().function("shared").unwrap();
+        assert_eq!((counts.misses, counts.writes), (50, 1));
+        // One clone into the flight, one out of it per waiter.
+        assert_eq!(
+            CLONES.load(std::sync::atomic::Ordering::SeqCst),
+            1 + counts.lock_waits as usize
+        );
+        assert_eq!(counts.lock_waits, 49);
+        let not_send: Option<Share<std::rc::Rc<u8>>> = probe::<std::rc::Rc<u8>>().sharing();
+        assert!(not_send.is_none(), "not Send: decoded");
     }
 }

@@ -78,8 +78,8 @@ pub use cached_macros::invalidates;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::aside::{
-        CacheRef, Global, Outcome, Plain, PlainProbe, Probe, Res, Shape, Template, cache_aside,
-        invalidate, key, keys, ops, probe,
+        CacheRef, Global, Outcome, Plain, PlainProbe, Probe, Res, Shape, Share, Template,
+        cache_aside, invalidate, key, keys, ops, probe,
     };
     pub use crate::body::{Body, Detached, owned};
     pub use crate::key::KeyPart;

@@ -20,7 +20,10 @@ pub async fn price(sku: &str, region: u16) -> Option<u64> {
             ::cached_runtime::__private::ops::<
                 Option<u64>,
                 _,
-            >(::cached_runtime::__private::probe::<Option<u64>>().shape()),
+            >(
+                ::cached_runtime::__private::probe::<Option<u64>>().shape(),
+                ::cached_runtime::__private::probe::<Option<u64>>().sharing(),
+            ),
             async {
                 let __ret: Option<u64> = {
                     let _ = (sku, region);

@@ -32,6 +32,8 @@ impl Users {
                 >(
                     ::cached_runtime::__private::probe::<Result<Option<User>, DbError>>()
                         .shape(),
+                    ::cached_runtime::__private::probe::<Result<Option<User>, DbError>>()
+                        .sharing(),
                 ),
                 async {
                     let __ret: Result<Option<User>, DbError> = {

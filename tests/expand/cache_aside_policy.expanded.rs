@@ -42,6 +42,10 @@ impl RatesApi {
                         Result<Vec<(String, f64)>, Unavailable>,
                     >()
                         .shape(),
+                    ::cached_runtime::__private::probe::<
+                        Result<Vec<(String, f64)>, Unavailable>,
+                    >()
+                        .sharing(),
                 ),
                 ::cached_runtime::__private::Detached(|| {
                     let __this = ::cached_runtime::__private::owned(self);
@@ -78,7 +82,10 @@ pub async fn report(day: u32) -> String {
             ::cached_runtime::__private::ops::<
                 String,
                 _,
-            >(::cached_runtime::__private::probe::<String>().shape()),
+            >(
+                ::cached_runtime::__private::probe::<String>().shape(),
+                ::cached_runtime::__private::probe::<String>().sharing(),
+            ),
             async {
                 let __ret: String = { format!("report {day}") };
                 __ret
