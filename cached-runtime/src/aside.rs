@@ -417,7 +417,13 @@ where
     };
     // An expired value still in Redis thanks to `fail_safe`: the answer if the body fails.
     let mut fallback = None;
-    match cache.get_raw(&key).await {
+    // With stampede protection, concurrent reads of the key share one round trip.
+    let read = if site.lock {
+        cache.get_coalesced(&key).await
+    } else {
+        cache.get_raw(&key).await
+    };
+    match read {
         Ok(Some(raw)) => match (ops.decode)(cache.codec(), &raw) {
             Ok(hit) => {
                 let (value, meta, null) = hit.into_parts();

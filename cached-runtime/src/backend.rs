@@ -18,6 +18,16 @@ pub(crate) enum Raw {
     Shared(Arc<[u8]>),
 }
 
+impl Raw {
+    /// The bytes, shareable.
+    pub(crate) fn to_shared(&self) -> Arc<[u8]> {
+        match self {
+            Raw::Owned(v) => Arc::from(&v[..]),
+            Raw::Shared(v) => v.clone(),
+        }
+    }
+}
+
 impl Deref for Raw {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

@@ -20,6 +20,7 @@ use crate::{
     events,
     flight::{Flights, Waiters},
     key::{self, KeyPart},
+    reads::{Part, Reads},
     stats::{Counters, Registry, Site},
 };
 
@@ -69,6 +70,7 @@ pub(crate) struct Inner {
     /// Pub/sub channel of fill/release/invalidate events: `<namespace>:__events`.
     channel: String,
     flights: Flights,
+    reads: Reads,
     waiters: Waiters,
     /// Invalidations that failed, retried in the background.
     pending: Mutex<Vec<String>>,
@@ -261,6 +263,7 @@ impl CacheBuilder {
                 lock_ttl: self.lock_ttl,
                 channel: channel.clone(),
                 flights: Flights::default(),
+                reads: Reads::default(),
                 waiters: Waiters::default(),
                 pending: Mutex::new(Vec::new()),
                 pending_counts: PendingCounts::default(),
@@ -354,6 +357,23 @@ impl Cache {
         self.timed(self.inner.backend.get(key)).await
     }
 
+    /// [`get_raw`](Self::get_raw), sharing one round trip with concurrent reads of `key`
+    /// (see `reads.rs`).
+    pub(crate) async fn get_coalesced(&self, key: &str) -> Result<Option<Raw>, Error> {
+        match self.inner.reads.join(key) {
+            Part::Lead(lead) => {
+                let answer = self.get_raw(key).await;
+                lead.finish(&answer);
+                answer
+            }
+            Part::Join(joined) => match joined.wait().await {
+                Some(answer) => answer,
+                None => self.get_raw(key).await,
+            },
+            Part::Alone => self.get_raw(key).await,
+        }
+    }
+
     pub(crate) async fn set_raw(
         &self,
         key: &str,
@@ -364,14 +384,20 @@ impl Cache {
     }
 
     /// Deletes entries with their leases, announces it to other instances, and forgets local
-    /// flights of those keys.
+    /// flights and reads of those keys — before the delete and again after it, so that no call
+    /// that starts once this returns joins a load or read that began before the delete landed.
     pub(crate) async fn invalidate_keys(&self, keys: &[String]) -> Result<u64, Error> {
-        for key in keys {
-            self.inner.flights.forget(key);
-        }
+        let forget = || {
+            for key in keys {
+                self.inner.flights.forget(key);
+                self.inner.reads.forget(key);
+            }
+        };
+        forget();
         let deleted = self
             .timed(self.inner.backend.invalidate(keys, &self.inner.channel))
             .await;
+        forget();
         for key in keys {
             self.wake_local(key);
         }
@@ -522,6 +548,7 @@ impl Inner {
         };
         if kind == "i" {
             self.flights.forget(key);
+            self.reads.forget(key);
         }
         self.waiters.wake(key);
     }

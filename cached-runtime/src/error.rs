@@ -54,6 +54,11 @@ impl Error {
         }
     }
 
+    /// The same kind and message, without the source (for callers that shared a read).
+    pub(crate) fn shallow_clone(&self) -> Self {
+        Self::new(self.kind, self.message.clone())
+    }
+
     pub(crate) fn config(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidConfig, message)
     }

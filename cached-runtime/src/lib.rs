@@ -52,6 +52,7 @@ mod events;
 mod flight;
 mod key;
 mod nullish;
+mod reads;
 mod stats;
 
 pub use aside::AsCache;

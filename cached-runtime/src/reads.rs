@@ -1,0 +1,214 @@
+//! Read coalescing: concurrent reads of one key in one `Cache` share one `GET`. When a burst
+//! of callers hits a cold key at once, one round trip per process goes to Redis instead of one
+//! per caller, and the load's lease is not queued behind hundreds of identical reads.
+//!
+//! A read joins only a `GET` still in flight; an invalidation through this `Cache` (or an
+//! invalidation event from another one) forgets the key's flight, so that a call that starts
+//! after an invalidation never takes the answer of a `GET` sent before it.
+
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicBool, Ordering::Relaxed},
+    },
+};
+
+use tokio::sync::Notify;
+
+use crate::{Error, backend::Raw};
+
+const SHARDS: usize = 16;
+
+/// What a read shares: the entry, nothing, or the error (its kind and message).
+type Shared = Result<Option<Arc<[u8]>>, Error>;
+
+#[derive(Debug, Default)]
+struct Read {
+    key: String,
+    /// `None` inside: the leader was cancelled; waiters read for themselves.
+    outcome: OnceLock<Option<Shared>>,
+    done: Notify,
+    joined: AtomicBool,
+}
+
+/// Reads in flight by the key's hash (computed once per call with a keyed hasher; the map
+/// itself does not hash again). Two keys with the same hash do not share: the second reads
+/// for itself.
+#[derive(Debug, Default)]
+pub(crate) struct Reads {
+    hasher: RandomState,
+    shards: [Mutex<Shard>; SHARDS],
+}
+
+type Shard = HashMap<u64, Arc<Read>, BuildHasherDefault<Prehashed>>;
+
+/// The identity hasher for keys that are hashes already.
+#[derive(Debug, Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// This caller's part in a read of a key.
+pub(crate) enum Part<'a> {
+    /// Send the `GET`, then [`Lead::finish`].
+    Lead(Lead<'a>),
+    /// Wait for the leader's answer.
+    Join(Joined),
+    /// Another key with the same hash is being read: read alone.
+    Alone,
+}
+
+pub(crate) struct Lead<'a> {
+    reads: &'a Reads,
+    hash: u64,
+    read: Arc<Read>,
+}
+
+pub(crate) struct Joined(Arc<Read>);
+
+impl Reads {
+    fn shard(&self, hash: u64) -> &Mutex<Shard> {
+        &self.shards[(hash >> 59) as usize % SHARDS]
+    }
+
+    pub(crate) fn join(&self, key: &str) -> Part<'_> {
+        let hash = self.hasher.hash_one(key);
+        let mut map = self.shard(hash).lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(read) = map.get(&hash) {
+            if read.key != key {
+                return Part::Alone;
+            }
+            read.joined.store(true, Relaxed);
+            return Part::Join(Joined(read.clone()));
+        }
+        let read = Arc::new(Read {
+            key: key.to_owned(),
+            ..Read::default()
+        });
+        map.insert(hash, read.clone());
+        Part::Lead(Lead {
+            reads: self,
+            hash,
+            read,
+        })
+    }
+
+    /// Later reads of `key` send a `GET` of their own.
+    pub(crate) fn forget(&self, key: &str) {
+        let hash = self.hasher.hash_one(key);
+        let mut map = self.shard(hash).lock().unwrap_or_else(|e| e.into_inner());
+        if map.get(&hash).is_some_and(|read| read.key == key) {
+            map.remove(&hash);
+        }
+    }
+}
+
+impl Lead<'_> {
+    /// Shares the answer with whoever joined, and ends the read.
+    pub(crate) fn finish(self, answer: &Result<Option<Raw>, Error>) {
+        if self.read.joined.load(Relaxed) {
+            let shared = match answer {
+                Ok(Some(raw)) => Ok(Some(raw.to_shared())),
+                Ok(None) => Ok(None),
+                Err(error) => Err(error.shallow_clone()),
+            };
+            let _ = self.read.outcome.set(Some(shared));
+        }
+        // Drop ends it.
+    }
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        let _ = self.read.outcome.set(None);
+        {
+            let mut map = self
+                .reads
+                .shard(self.hash)
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if map
+                .get(&self.hash)
+                .is_some_and(|r| Arc::ptr_eq(r, &self.read))
+            {
+                map.remove(&self.hash);
+            }
+        }
+        if self.read.joined.load(Relaxed) {
+            self.read.done.notify_waiters();
+        }
+    }
+}
+
+impl Joined {
+    /// The leader's answer, or `None` if it was cancelled.
+    pub(crate) async fn wait(self) -> Option<Result<Option<Raw>, Error>> {
+        loop {
+            let notified = self.0.done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(outcome) = self.0.outcome.get() {
+                return outcome.as_ref().map(|shared| match shared {
+                    Ok(bytes) => Ok(bytes.clone().map(Raw::Shared)),
+                    Err(error) => Err(error.shallow_clone()),
+                });
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn joiners_take_the_leaders_answer() {
+        let reads = Reads::default();
+        let Part::Lead(lead) = reads.join("k") else {
+            panic!("first leads")
+        };
+        let Part::Join(joined) = reads.join("k") else {
+            panic!("second joins")
+        };
+        let waiter = tokio::spawn(joined.wait());
+        tokio::task::yield_now().await;
+        lead.finish(&Ok(Some(Raw::Owned(b"v".to_vec()))));
+        let answer = waiter.await.unwrap().unwrap().unwrap().unwrap();
+        assert_eq!(&*answer, b"v");
+        assert!(matches!(reads.join("k"), Part::Lead(_)), "the read ended");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_leader_lets_joiners_read_themselves() {
+        let reads = Reads::default();
+        let lead = reads.join("k");
+        let Part::Join(joined) = reads.join("k") else {
+            panic!()
+        };
+        drop(lead);
+        assert!(joined.wait().await.is_none());
+    }
+
+    #[test]
+    fn forget_starts_a_new_read() {
+        let reads = Reads::default();
+        let _old = reads.join("k");
+        reads.forget("k");
+        assert!(matches!(reads.join("k"), Part::Lead(_)));
+    }
+}
