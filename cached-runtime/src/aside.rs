@@ -623,9 +623,9 @@ pub(crate) async fn refresh_under_lease<R, F: Future<Output = R>>(
     let (result, encoded) = run(call, body).await;
     match encoded {
         Some(encoded) => {
-            finish(leader, call.ops, encoded.0.clone(), &result);
+            let fill = fill(&leader, call.ops, encoded.0.clone(), &result);
             drop(result);
-            write(call, encoded, Some(&lease.token)).await;
+            write_then_finish(call, leader, encoded, &lease.token, fill).await;
         }
         None => {
             drop(leader);
@@ -713,14 +713,40 @@ async fn refresh_in_caller<R, F: Future<Output = R>>(
     result
 }
 
-/// Ends a flight with its result: the entry, and the value itself when the waiters can clone
-/// it (and there are any).
+/// Ends a flight with its result.
 fn finish<R>(leader: Leader, ops: &Ops<R>, bytes: Arc<[u8]>, value: &R) {
+    let fill = fill(&leader, ops, bytes, value);
+    leader.finish(Some(fill));
+}
+
+/// What a flight's waiters get: the entry, and the value itself when they can clone it (and
+/// there are any).
+fn fill<R>(leader: &Leader, ops: &Ops<R>, bytes: Arc<[u8]>, value: &R) -> Fill {
     let value = match ops.share {
         Some(share) if leader.has_waiters() => Some((share.wrap)(value)),
         _ => None,
     };
-    leader.finish(Some(Fill { bytes, value }));
+    Fill { bytes, value }
+}
+
+/// Stores a leader's result under its lease and ends its flight. The write is sent first (its
+/// first poll queues the command), then this process's waiters are woken: waiters in other
+/// processes, woken by the write's event, then start as early as the local ones.
+async fn write_then_finish<R>(
+    call: Call<'_, R>,
+    leader: Leader,
+    encoded: (Arc<[u8]>, Duration),
+    token: &str,
+    fill: Fill,
+) {
+    let write = write(call, encoded, Some(token));
+    tokio::pin!(write);
+    let done =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx).is_ready())).await;
+    leader.finish(Some(fill));
+    if !done {
+        write.await;
+    }
 }
 
 /// A leader's result as a waiter's own: a clone of the shared value, else decoded.
@@ -961,8 +987,8 @@ async fn load_locked<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R 
     let (result, encoded) = run(call, body).await;
     match (encoded, token) {
         (Some(encoded), Some(lease)) => {
-            finish(leader, ops, encoded.0.clone(), &result);
-            write(call, encoded, Some(&lease.token)).await;
+            let fill = fill(&leader, ops, encoded.0.clone(), &result);
+            write_then_finish(call, leader, encoded, &lease.token, fill).await;
             lease.settle();
         }
         // Redis failing or the holder too slow: share the result here, store nothing.

@@ -370,7 +370,7 @@ impl Cache {
                 Some(answer) => answer,
                 None => self.get_raw(key).await,
             },
-            Part::Alone => self.get_raw(key).await,
+            Part::Alone(_active) => self.get_raw(key).await,
         }
     }
 

@@ -11,7 +11,10 @@ use std::{
     hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState},
     sync::{
         Arc, Mutex, OnceLock,
-        atomic::{AtomicBool, Ordering::Relaxed},
+        atomic::{
+            AtomicBool, AtomicUsize,
+            Ordering::{Acquire, Relaxed, Release},
+        },
     },
 };
 
@@ -36,10 +39,25 @@ struct Read {
 /// Reads in flight by the key's hash (computed once per call with a keyed hasher; the map
 /// itself does not hash again). Two keys with the same hash do not share: the second reads
 /// for itself.
+///
+/// A read that starts while no other read of this `Cache` is in flight goes alone and touches
+/// no map (one atomic increment and decrement): sequential callers pay nothing for coalescing,
+/// and in a burst the second reader of a key leads the shared read.
 #[derive(Debug, Default)]
 pub(crate) struct Reads {
     hasher: RandomState,
     shards: [Mutex<Shard>; SHARDS],
+    /// Reads in flight that sent (or will send) a `GET` of their own.
+    active: AtomicUsize,
+}
+
+/// One of [`Reads::active`], given back on drop.
+pub(crate) struct Active<'a>(&'a AtomicUsize);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Release);
+    }
 }
 
 type Shard = HashMap<u64, Arc<Read>, BuildHasherDefault<Prehashed>>;
@@ -68,11 +86,13 @@ pub(crate) enum Part<'a> {
     Lead(Lead<'a>),
     /// Wait for the leader's answer.
     Join(Joined),
-    /// Another key with the same hash is being read: read alone.
-    Alone,
+    /// Read alone: no other read was in flight, or another key with the same hash is being
+    /// read.
+    Alone(Active<'a>),
 }
 
 pub(crate) struct Lead<'a> {
+    _active: Active<'a>,
     reads: &'a Reads,
     hash: u64,
     read: Arc<Read>,
@@ -86,13 +106,18 @@ impl Reads {
     }
 
     pub(crate) fn join(&self, key: &str) -> Part<'_> {
+        let active = Active(&self.active);
+        if self.active.fetch_add(1, Acquire) == 0 {
+            return Part::Alone(active);
+        }
         let hash = self.hasher.hash_one(key);
         let mut map = self.shard(hash).lock().unwrap_or_else(|e| e.into_inner());
         if let Some(read) = map.get(&hash) {
             if read.key != key {
-                return Part::Alone;
+                return Part::Alone(active);
             }
             read.joined.store(true, Relaxed);
+            drop(active);
             return Part::Join(Joined(read.clone()));
         }
         let read = Arc::new(Read {
@@ -101,6 +126,7 @@ impl Reads {
         });
         map.insert(hash, read.clone());
         Part::Lead(Lead {
+            _active: active,
             reads: self,
             hash,
             read,
@@ -179,6 +205,9 @@ mod tests {
     #[tokio::test]
     async fn joiners_take_the_leaders_answer() {
         let reads = Reads::default();
+        let Part::Alone(_first) = reads.join("other") else {
+            panic!("a read with none in flight goes alone")
+        };
         let Part::Lead(lead) = reads.join("k") else {
             panic!("first leads")
         };
@@ -191,11 +220,14 @@ mod tests {
         let answer = waiter.await.unwrap().unwrap().unwrap().unwrap();
         assert_eq!(&*answer, b"v");
         assert!(matches!(reads.join("k"), Part::Lead(_)), "the read ended");
+        drop(_first);
+        assert!(matches!(reads.join("k"), Part::Alone(_)), "none in flight");
     }
 
     #[tokio::test]
     async fn a_cancelled_leader_lets_joiners_read_themselves() {
         let reads = Reads::default();
+        let _first = reads.join("other");
         let lead = reads.join("k");
         let Part::Join(joined) = reads.join("k") else {
             panic!()
@@ -207,6 +239,7 @@ mod tests {
     #[test]
     fn forget_starts_a_new_read() {
         let reads = Reads::default();
+        let _first = reads.join("other");
         let _old = reads.join("k");
         reads.forget("k");
         assert!(matches!(reads.join("k"), Part::Lead(_)));
