@@ -14,7 +14,7 @@ use crate::{
     body::{Body, Job, Task, Unspawned},
     cache::Ttls,
     codec::{self, CodecKind, Decoded, Meta},
-    flight::{Fill, Leader, Role},
+    flight::{Fill, Leader, Role, Waiting},
     key::KeyPart,
     nullish,
     stats::{Counters, Site, bump},
@@ -952,7 +952,7 @@ async fn load_locked<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R 
         // Registered before the attempt: a fill or release that follows a failed attempt
         // wakes us.
         let registration = cache.waiters().register(key);
-        let notified = registration.notify.notified();
+        let notified = registration.waiting.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         match cache.lease(key).await {
@@ -973,10 +973,19 @@ async fn load_locked<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R 
             break None;
         }
         bump(&counters.lock_waits);
-        match wait_for_fill(cache, key, deadline, counters, notified).await {
+        match wait_for_fill(
+            cache,
+            key,
+            deadline,
+            counters,
+            &registration.waiting,
+            notified,
+        )
+        .await
+        {
             Some(raw) => {
                 if let Some(value) = decode_shared(cache, &raw, ops, counters) {
-                    finish(leader, ops, raw.into(), &value);
+                    finish(leader, ops, raw, &value);
                     return value;
                 }
             }
@@ -1004,28 +1013,35 @@ async fn load_locked<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R 
     result
 }
 
-/// Waits until another process fills `key` (returns its bytes), releases its lease or
-/// invalidates the key (`None`: try the lease again), or `deadline` passes (`None`).
+/// Waits until another process fills `key` (returns its bytes: from the fill event if it
+/// carried them, else read), releases its lease or invalidates the key (`None`: try the lease
+/// again), or `deadline` passes (`None`).
 async fn wait_for_fill(
     cache: &Cache,
     key: &str,
     deadline: tokio::time::Instant,
     counters: &Counters,
+    waiting: &Waiting,
     notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
-) -> Option<Vec<u8>> {
+) -> Option<Arc<[u8]>> {
     // Only a fresh value counts as filled: an expired one kept for `stale`/`fail_safe` is
     // what the load is replacing.
     match cache.get_raw(key).await {
-        Ok(Some(raw)) if codec::is_fresh(&raw, unix_ms()) => return Some(raw.to_vec()),
+        Ok(Some(raw)) if codec::is_fresh(&raw, unix_ms()) => return Some(raw.to_shared()),
         Ok(_) => {}
         Err(_) => return None,
     }
     if tokio::time::timeout_at(deadline, notified).await.is_ok() {
         bump(&counters.wakeups);
+        if let Some(bytes) = waiting.filled()
+            && codec::is_fresh(&bytes, unix_ms())
+        {
+            return Some(bytes);
+        }
         if let Ok(Some(raw)) = cache.get_raw(key).await
             && codec::is_fresh(&raw, unix_ms())
         {
-            return Some(raw.to_vec());
+            return Some(raw.to_shared());
         }
     }
     None

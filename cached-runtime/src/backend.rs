@@ -61,7 +61,11 @@ static PUT_LEASED: LazyLock<redis::Script> = LazyLock::new(|| {
 if redis.call('GET', KEYS[2]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   redis.call('DEL', KEYS[2])
-  redis.call('PUBLISH', ARGV[4], 'f:' .. KEYS[1])
+  local event = 'f:' .. KEYS[1]
+  if #ARGV[2] <= tonumber(ARGV[5]) then
+    event = event .. '\0' .. ARGV[2]
+  end
+  redis.call('PUBLISH', ARGV[4], event)
   return 1
 end
 return 0",
@@ -271,7 +275,8 @@ impl Backend {
     }
 
     /// Stores `value` only if the lease `token` on `key` is still valid (not expired, not
-    /// voided by an invalidation), then releases it and wakes waiters. `false`: rejected.
+    /// voided by an invalidation), then releases it and wakes waiters; its fill event carries
+    /// the value if it is at most `inline` bytes. `false`: rejected.
     pub(crate) async fn put_leased(
         &self,
         key: &str,
@@ -279,6 +284,7 @@ impl Backend {
         value: Arc<[u8]>,
         ttl: Duration,
         channel: &str,
+        inline: usize,
     ) -> Result<bool, Error> {
         match self {
             Backend::Redis { conn, .. } => {
@@ -289,6 +295,7 @@ impl Backend {
                     .arg(&*value)
                     .arg(ttl.as_millis().max(1) as u64)
                     .arg(channel)
+                    .arg(inline)
                     .invoke_async(&mut conn.clone())
                     .await?;
                 Ok(stored == 1)

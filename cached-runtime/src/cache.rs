@@ -30,6 +30,9 @@ pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_millis(250);
 /// Default lease duration: see [`CacheBuilder::lock_ttl`].
 pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(5);
 
+/// Default largest value a fill event carries: see [`CacheBuilder::fill_event_max_value`].
+pub const DEFAULT_FILL_EVENT_MAX_VALUE: usize = 4096;
+
 /// Default namespace: see [`CacheBuilder::namespace`].
 pub const DEFAULT_NAMESPACE: &str = "cache";
 
@@ -67,6 +70,7 @@ pub(crate) struct Inner {
     stats: Registry,
     breaker: Breaker,
     lock_ttl: Duration,
+    fill_event_max: usize,
     /// Pub/sub channel of fill/release/invalidate events: `<namespace>:__events`.
     channel: String,
     flights: Flights,
@@ -119,6 +123,7 @@ pub struct CacheBuilder {
     memory_capacity: u64,
     breaker: (u32, Duration),
     lock_ttl: Duration,
+    fill_event_max: usize,
 }
 
 impl Default for CacheBuilder {
@@ -133,6 +138,7 @@ impl Default for CacheBuilder {
             memory_capacity: 100_000,
             breaker: (5, Duration::from_secs(1)),
             lock_ttl: DEFAULT_LOCK_TTL,
+            fill_event_max: DEFAULT_FILL_EVENT_MAX_VALUE,
         }
     }
 }
@@ -213,6 +219,16 @@ impl CacheBuilder {
         self
     }
 
+    /// Largest value (encoded, in bytes) that travels with its fill event (default 4 KiB; 0:
+    /// never). When a lease holder stores a value, every `Cache` on the namespace hears of it
+    /// through one pub/sub message; with the value inside, callers waiting in other processes
+    /// take it from the message instead of reading it with one more round trip. Larger values
+    /// are announced without it (each pub/sub subscriber receives every fill event).
+    pub fn fill_event_max_value(mut self, bytes: usize) -> Self {
+        self.fill_event_max = bytes;
+        self
+    }
+
     /// Checks the configuration and makes the cache. Fails only for invalid configuration;
     /// must be called inside a Tokio runtime.
     pub async fn build(self) -> Result<Cache, Error> {
@@ -261,6 +277,7 @@ impl CacheBuilder {
                 stats: Registry::default(),
                 breaker: Breaker::new(self.breaker.0, self.breaker.1),
                 lock_ttl: self.lock_ttl,
+                fill_event_max: self.fill_event_max,
                 channel: channel.clone(),
                 flights: Flights::default(),
                 reads: Reads::default(),
@@ -445,11 +462,14 @@ impl Cache {
         ttl: Duration,
     ) -> Result<bool, Error> {
         let stored = self
-            .timed(
-                self.inner
-                    .backend
-                    .put_leased(key, token, value, ttl, &self.inner.channel),
-            )
+            .timed(self.inner.backend.put_leased(
+                key,
+                token,
+                value,
+                ttl,
+                &self.inner.channel,
+                self.inner.fill_event_max,
+            ))
             .await;
         self.wake_local(key);
         stored
@@ -467,7 +487,7 @@ impl Cache {
     /// the event channel wakes every instance, this one included.)
     fn wake_local(&self, key: &str) {
         if !self.is_shared() {
-            self.inner.waiters.wake(key);
+            self.inner.waiters.wake(key, None);
         }
     }
 
@@ -542,15 +562,23 @@ impl Cache {
 impl Inner {
     /// A message of the event channel: `f:<key>` filled, `r:<key>` released, `i:<key>`
     /// invalidated.
-    pub(crate) fn on_event(&self, payload: &str) {
-        let Some((kind, key)) = payload.split_once(':') else {
+    pub(crate) fn on_event(&self, payload: &[u8]) {
+        let Some((kind, rest)) = payload.split_first_chunk::<2>() else {
             return;
         };
-        if kind == "i" {
+        // A fill event may carry the value after a NUL (keys have none: they are escaped).
+        let (key, value) = match rest.iter().position(|&b| b == 0) {
+            Some(nul) if kind == b"f:" => (&rest[..nul], Some(Arc::from(&rest[nul + 1..]))),
+            _ => (rest, None),
+        };
+        let Ok(key) = std::str::from_utf8(key) else {
+            return;
+        };
+        if kind == b"i:" {
             self.flights.forget(key);
             self.reads.forget(key);
         }
-        self.waiters.wake(key);
+        self.waiters.wake(key, value);
     }
 
     /// One attempt at the invalidations that failed before.

@@ -1,5 +1,6 @@
 //! Background tasks of a Redis-backed cache: the pub/sub listener that wakes local waiters
-//! when another process fills, releases or invalidates a key, and the retry loop of
+//! when another process fills (handing them the value when the event carries it), releases or
+//! invalidates a key, and the retry loop of
 //! invalidations that failed while Redis was unreachable. Both stop when the cache is dropped.
 
 use std::{sync::Weak, time::Duration};
@@ -40,9 +41,7 @@ pub(crate) async fn listen(
                     };
                     let Some(msg) = msg else { break };
                     let Some(inner) = inner.upgrade() else { return };
-                    if let Ok(payload) = msg.get_payload::<String>() {
-                        inner.on_event(&payload);
-                    }
+                    inner.on_event(msg.get_payload_bytes());
                 }
                 tracing::debug!(channel, "cache event subscription lost; reconnecting");
             }

@@ -134,33 +134,52 @@ impl Drop for Leader {
 /// Local waiters for keys being loaded by another process, woken by the pub/sub listener.
 #[derive(Debug, Default)]
 pub(crate) struct Waiters {
-    map: Mutex<HashMap<String, Arc<Notify>>>,
+    map: Mutex<HashMap<String, Arc<Waiting>>>,
+}
+
+/// The waiters of one key: woken together; a fill event that carried the value leaves it here.
+#[derive(Debug, Default)]
+pub(crate) struct Waiting {
+    pub(crate) notify: Notify,
+    filled: Mutex<Option<Arc<[u8]>>>,
+}
+
+impl Waiting {
+    /// The value of the last fill event, if it carried one.
+    pub(crate) fn filled(&self) -> Option<Arc<[u8]>> {
+        self.filled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// A registration for wake-ups on one key; unregisters on drop.
 pub(crate) struct Registration<'a> {
     waiters: &'a Waiters,
     key: &'a str,
-    pub(crate) notify: Arc<Notify>,
+    pub(crate) waiting: Arc<Waiting>,
 }
 
 impl Waiters {
     pub(crate) fn register<'a>(&'a self, key: &'a str) -> Registration<'a> {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let notify = map.entry(key.to_owned()).or_default().clone();
+        let waiting = map.entry(key.to_owned()).or_default().clone();
         Registration {
             waiters: self,
             key,
-            notify,
+            waiting,
         }
     }
 
-    /// Wakes everyone waiting on `key`; returns whether anyone was.
-    pub(crate) fn wake(&self, key: &str) -> bool {
+    /// Wakes everyone waiting on `key`, leaving them `value` if the event carried it (or
+    /// clearing an earlier one); returns whether anyone was waiting.
+    pub(crate) fn wake(&self, key: &str, value: Option<Arc<[u8]>>) -> bool {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         match map.get(key) {
-            Some(notify) => {
-                notify.notify_waiters();
+            Some(waiting) => {
+                *waiting.filled.lock().unwrap_or_else(|e| e.into_inner()) = value;
+                waiting.notify.notify_waiters();
                 true
             }
             None => false,
@@ -172,7 +191,7 @@ impl Drop for Registration<'_> {
     fn drop(&mut self) {
         let mut map = self.waiters.map.lock().unwrap_or_else(|e| e.into_inner());
         // The map's Arc plus ours: nobody else waits on this key.
-        if Arc::strong_count(&self.notify) == 2 {
+        if Arc::strong_count(&self.waiting) == 2 {
             map.remove(self.key);
         }
     }

@@ -57,8 +57,8 @@ mod stats;
 
 pub use aside::AsCache;
 pub use cache::{
-    Cache, CacheBuilder, DEFAULT_LOCK_TTL, DEFAULT_NAMESPACE, DEFAULT_OP_TIMEOUT, global,
-    set_global,
+    Cache, CacheBuilder, DEFAULT_FILL_EVENT_MAX_VALUE, DEFAULT_LOCK_TTL, DEFAULT_NAMESPACE,
+    DEFAULT_OP_TIMEOUT, global, set_global,
 };
 pub use codec::{Bincode, Codec, CodecKind, Json, MAX_VALUE_LEN};
 pub use error::{Error, ErrorKind};

@@ -463,3 +463,78 @@ async fn invalidations_that_fail_while_redis_is_down_are_applied_on_recovery() {
     assert_eq!(repo.get(1).await, Some(2));
     server.kill();
 }
+
+/// `GET` calls Redis has executed so far (`INFO commandstats`).
+fn gets(server: &RedisServer) -> u64 {
+    let info: String = server.cmd(&["INFO", "commandstats"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_in_another_process_takes_a_small_value_from_the_fill_event() {
+    // With the value in the fill event (the default for values up to 4 KiB), the waiting
+    // instance reads nothing after it is woken; with `fill_event_max_value(0)` it reads once.
+    // (The holder's guarded write runs one `GET` of its lease inside its script: counted too.)
+    for (limit, expected_gets) in [(None, 1), (Some(0), 2)] {
+        let server = RedisServer::spawn();
+        let source = Arc::new(Source::default());
+        source.values.lock().unwrap().insert(1, 11);
+        let cache = |limit: Option<usize>| {
+            let builder = Cache::builder().redis(server.url()).namespace("fill");
+            let builder = match limit {
+                Some(max) => builder.fill_event_max_value(max),
+                None => builder,
+            };
+            async move {
+                let cache = builder.build().await.unwrap();
+                cache.ping().await.unwrap();
+                cache
+            }
+        };
+        let holder = Arc::new(Repo {
+            cache: cache(limit).await,
+            source: source.clone(),
+            load_time: Duration::from_millis(600),
+        });
+        let waiter = Arc::new(Repo {
+            cache: cache(limit).await,
+            source: source.clone(),
+            load_time: Duration::from_millis(600),
+        });
+        // Both subscribed to the event channel.
+        while server.cmd::<Vec<(String, u64)>>(&["PUBSUB", "NUMSUB", "fill:__events"])[0].1 < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let loading = {
+            let holder = holder.clone();
+            tokio::spawn(async move { holder.get(1).await })
+        };
+        while source.loads.load(SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let waiting = {
+            let waiter = waiter.clone();
+            tokio::spawn(async move { waiter.get(1).await })
+        };
+        // The waiter has read once (a miss) and checked once more before waiting.
+        while waiter.cache.stats().total.lock_waits == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let before = gets(&server);
+        assert_eq!(loading.await.unwrap(), Some(11));
+        assert_eq!(waiting.await.unwrap(), Some(11));
+        let after = gets(&server);
+        let counts = waiter.cache.stats().total;
+        println!(
+            "fill_event_max_value {limit:?}: GETs from the fill on (1 in the holder's script): {}; {counts:?}",
+            after - before
+        );
+        assert_eq!(source.loads.load(SeqCst), 1, "one load");
+        assert_eq!(counts.wakeups, 1, "woken by the fill event");
+        assert_eq!(after - before, expected_gets);
+    }
+}
