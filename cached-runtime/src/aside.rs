@@ -443,11 +443,11 @@ where
                     }
                     Freshness::RefreshEarly => {
                         bump(&counters.hits);
-                        return refresh(call, value, false, body).await;
+                        return Box::pin(refresh(call, value, false, body)).await;
                     }
                     Freshness::Stale => {
                         bump(&counters.hits);
-                        return refresh(call, value, true, body).await;
+                        return Box::pin(refresh(call, value, true, body)).await;
                     }
                     Freshness::Expired => fallback = Some(value),
                 }
@@ -489,7 +489,7 @@ where
                     Err(_) => None,
                 },
                 Err(Unspawned { body, .. }) => {
-                    tokio::time::timeout(limit, load(call, body.into_load()))
+                    tokio::time::timeout(limit, Box::pin(load(call, body.into_load())))
                         .await
                         .ok()
                 }
@@ -508,7 +508,9 @@ where
                 }
             }
         }
-        _ => load(call, body.into_load()).await,
+        // Boxed: the load's state (flight, lease, wake-up) is most of this function's, and a
+        // hit never needs it, so a hit's future stays small.
+        _ => Box::pin(load(call, body.into_load())).await,
     };
     match fallback {
         Some(old) if (ops.failed)(&result) => {
