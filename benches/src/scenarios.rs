@@ -79,6 +79,9 @@ impl Who {
 /// Keys the hit scenarios cycle through.
 const HOT_KEYS: u64 = 64;
 
+/// Slices per round of the hit-latency scenario, interleaved across contenders.
+const HIT_SLICES: usize = 50;
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1_000_000);
 
 /// `n` ids never used before in this run (cold keys).
@@ -238,6 +241,24 @@ struct LatencyRun {
     errors: u64,
     /// Calls the contender did not count as hits (where it counts them).
     non_hits: Option<u64>,
+    /// The measured calls' latencies (ns), sorted.
+    samples: Vec<u64>,
+}
+
+impl LatencyRun {
+    /// One run out of several slices of one contender.
+    fn merge(slices: Vec<LatencyRun>) -> LatencyRun {
+        let mut samples: Vec<u64> = slices
+            .iter()
+            .flat_map(|r| r.samples.iter().copied())
+            .collect();
+        LatencyRun {
+            dist: dist(&mut samples),
+            errors: slices.iter().map(|r| r.errors).sum(),
+            non_hits: slices.iter().map(|r| r.non_hits).sum(),
+            samples,
+        }
+    }
 }
 
 async fn latency_pass(
@@ -271,6 +292,7 @@ async fn latency_pass(
             dist: dist(&mut samples),
             errors,
             non_hits,
+            samples,
         }
     })
     .await
@@ -308,8 +330,11 @@ fn anomalies(runs: &[LatencyRun], expect_hits: bool) -> String {
 pub(crate) async fn hit_latency(env: &Env, cfg: &Config, report: &mut Report) {
     let mut sec = Section::new(
         format!(
-            "Hit latency — one task, {} calls per round (after {} warm-up calls), {} rounds ({} at 100 KiB)",
-            cfg.hit_calls, cfg.hit_warmup, cfg.rounds, cfg.big_rounds
+            "Hit latency — one task, {} calls per round in {HIT_SLICES} slices interleaved across contenders (each after {} warm-up calls), {} rounds ({} at 100 KiB)",
+            cfg.hit_calls,
+            cfg.hit_warmup / HIT_SLICES,
+            cfg.rounds,
+            cfg.big_rounds
         ),
         vec![
             "value",
@@ -333,19 +358,27 @@ pub(crate) async fn hit_latency(env: &Env, cfg: &Config, report: &mut Report) {
         } else {
             cfg.rounds
         };
+        // Each round's calls in interleaved slices, so that every contender sees the same
+        // phases of this VM's (bimodal) loopback latency.
         for round in 0..rounds {
-            for (who, c) in rotated(&env.main, round) {
-                let run = latency_pass(
-                    c,
-                    "hot",
-                    size.bytes,
-                    cfg.hit_warmup,
-                    cfg.hit_calls,
-                    hot_id,
-                    0,
-                )
-                .await;
-                runs.entry(who).or_default().push(run);
+            let mut slices: HashMap<Who, Vec<LatencyRun>> = HashMap::new();
+            for slice in 0..HIT_SLICES {
+                for (who, c) in rotated(&env.main, round + slice) {
+                    let run = latency_pass(
+                        c,
+                        "hot",
+                        size.bytes,
+                        cfg.hit_warmup / HIT_SLICES,
+                        cfg.hit_calls / HIT_SLICES,
+                        hot_id,
+                        0,
+                    )
+                    .await;
+                    slices.entry(who).or_default().push(run);
+                }
+            }
+            for (who, slices) in slices {
+                runs.entry(who).or_default().push(LatencyRun::merge(slices));
             }
         }
         let mut counted = HashMap::new();
