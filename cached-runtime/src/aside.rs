@@ -623,23 +623,16 @@ pub(crate) async fn refresh_under_lease<R, F: Future<Output = R>>(
     bump(&counters.refreshes);
     tracing::debug!(function = site.name, key, outcome = "refresh");
     let (result, encoded) = run(call, body).await;
-    match encoded {
-        Some(encoded) => {
-            let fill = fill(&leader, call.ops, encoded.0.clone(), &result);
-            drop(result);
-            write_then_finish(call, leader, encoded, &lease.token, fill).await;
-        }
-        None => {
-            drop(leader);
-            tracing::warn!(
-                function = site.name,
-                key,
-                "background refresh failed; the cached value stays"
-            );
-            release(call, &lease.token).await;
-        }
+    let stored = to_store(&leader, call.ops, encoded, &result);
+    drop(result);
+    if stored.is_none() {
+        tracing::warn!(
+            function = site.name,
+            key,
+            "background refresh failed; the cached value stays"
+        );
     }
-    lease.settle();
+    store_or_release(call, leader, lease, stored).await;
 }
 
 /// A refresh in the caller (a body that cannot be detached): this caller alone waits for the
@@ -690,17 +683,8 @@ async fn refresh_in_caller<R, F: Future<Output = R>>(
         }
         _ => ran.await,
     };
-    match encoded {
-        Some(encoded) => {
-            finish(leader, ops, encoded.0.clone(), &result);
-            write(call, encoded, Some(&lease.token)).await;
-        }
-        None => {
-            drop(leader);
-            release(call, &lease.token).await;
-        }
-    }
-    lease.settle();
+    let stored = to_store(&leader, ops, encoded, &result);
+    store_or_release(call, leader, lease, stored).await;
     // The body failed: a value that is still fresh, or stale under `fail_safe`, is the better
     // answer.
     if (ops.failed)(&result) && (!stale || site.fail_safe_secs > 0) {
@@ -731,24 +715,47 @@ fn fill<R>(leader: &Leader, ops: &Ops<R>, bytes: Arc<[u8]>, value: &R) -> Fill {
     Fill { bytes, value }
 }
 
-/// Stores a leader's result under its lease and ends its flight. The write is sent first (its
-/// first poll queues the command), then this process's waiters are woken: waiters in other
-/// processes, woken by the write's event, then start as early as the local ones.
-async fn write_then_finish<R>(
-    call: Call<'_, R>,
-    leader: Leader,
-    encoded: (Arc<[u8]>, Duration),
-    token: &str,
-    fill: Fill,
-) {
-    let write = write(call, encoded, Some(token));
-    tokio::pin!(write);
-    let done =
-        std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx).is_ready())).await;
-    leader.finish(Some(fill));
-    if !done {
-        write.await;
+/// What a lease holder stores, and what its flight's waiters get: `None` when its result is
+/// not to be cached (an `Err`, or it does not encode).
+type Stored = Option<((Arc<[u8]>, Duration), Fill)>;
+
+fn to_store<R>(
+    leader: &Leader,
+    ops: &Ops<R>,
+    encoded: Option<(Arc<[u8]>, Duration)>,
+    value: &R,
+) -> Stored {
+    encoded.map(|encoded| {
+        let fill = fill(leader, ops, encoded.0.clone(), value);
+        (encoded, fill)
+    })
+}
+
+/// Ends a lease holder's load: stores its result under the lease and ends its flight, or, with
+/// nothing to store, gives the lease up (so that one waiter loads next) and ends the flight
+/// empty. The write is sent before this process's waiters are woken (its first poll queues
+/// the command): waiters in other processes, woken by the write's event, then start as early
+/// as the local ones.
+async fn store_or_release<R>(call: Call<'_, R>, leader: Leader, lease: Lease, stored: Stored) {
+    match stored {
+        Some((encoded, fill)) => {
+            let write = write(call, encoded, Some(&lease.token));
+            tokio::pin!(write);
+            let done = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(write.as_mut().poll(cx).is_ready())
+            })
+            .await;
+            leader.finish(Some(fill));
+            if !done {
+                write.await;
+            }
+        }
+        None => {
+            drop(leader);
+            release(call, &lease.token).await;
+        }
     }
+    lease.settle();
 }
 
 /// A leader's result as a waiter's own: a clone of the shared value, else decoded.
@@ -997,20 +1004,13 @@ async fn load_locked<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R 
 
     let (result, encoded) = run(call, body).await;
     match (encoded, token) {
-        (Some(encoded), Some(lease)) => {
-            let fill = fill(&leader, ops, encoded.0.clone(), &result);
-            write_then_finish(call, leader, encoded, &lease.token, fill).await;
-            lease.settle();
+        (encoded, Some(lease)) => {
+            let stored = to_store(&leader, ops, encoded, &result);
+            store_or_release(call, leader, lease, stored).await;
         }
         // Redis failing or the holder too slow: share the result here, store nothing.
         (Some((bytes, _)), None) => finish(leader, ops, bytes, &result),
-        (None, lease) => {
-            drop(leader);
-            if let Some(lease) = lease {
-                release(call, &lease.token).await;
-                lease.settle();
-            }
-        }
+        (None, None) => drop(leader),
     }
     result
 }
