@@ -166,7 +166,15 @@ fn detached(
 ) -> TokenStream {
     let ret_value = Ident::new("__ret", Span::mixed_site());
     let this = Ident::new("__this", Span::mixed_site());
-    let receiver = sig.receiver().map(|r| r.self_token.span);
+    // The receiver's span and the type it refers to (`Self` for `&self`, `X` for `self: &X`),
+    // named in the clone so that an error is about that type, not about borrowing `self`.
+    let receiver = sig.receiver().map(|r| {
+        let referent: Type = match &*r.ty {
+            Type::Reference(reference) => (*reference.elem).clone(),
+            _ => parse_quote!(Self),
+        };
+        (r.self_token.span, referent)
+    });
     let mut block = TokenStream::new();
     let body = match receiver {
         Some(_) => detach::rename_self(body.clone(), "__self"),
@@ -178,10 +186,10 @@ fn detached(
         quote_spanned!(name.span()=> let #mutability #name = #krate::__private::owned(&#name);)
     });
     let (this_clone, this_ref) = match receiver {
-        Some(span) => {
+        Some((span, referent)) => {
             let renamed = Ident::new("__self", span);
             (
-                quote_spanned!(span=> let #this = #krate::__private::owned(self);),
+                quote_spanned!(span=> let #this = #krate::__private::owned::<#referent>(self);),
                 quote!(let #renamed = &#this;),
             )
         }

@@ -48,7 +48,7 @@ impl RatesApi {
                         .sharing(),
                 ),
                 ::cached_runtime::__private::Detached(|| {
-                    let __this = ::cached_runtime::__private::owned(self);
+                    let __this = ::cached_runtime::__private::owned::<Self>(self);
                     let mut currency = ::cached_runtime::__private::owned(&currency);
                     async move {
                         let __self = &__this;
