@@ -571,7 +571,8 @@ fn freshness(site: &Site, meta: Meta, null: bool) -> Freshness {
 /// Serves `current` — a value that is stale, or that XFetch picked for early refresh — and
 /// refreshes it: one refresh per key in this process (the flight), under the key's lease
 /// across processes. A [`Detached`](crate::body::Detached) body refreshes in a task of its own,
-/// so that no caller waits for it; any other body refreshes in this caller.
+/// so that no caller waits for it; a body that cannot be detached (the macros always detach
+/// with these options) runs the same refresh in this caller, which then returns `current`.
 async fn refresh<R, B: Body<R>>(call: Call<'_, R>, current: R, stale: bool, body: B) -> R {
     let Call {
         site,
@@ -597,13 +598,16 @@ async fn refresh<R, B: Body<R>>(call: Call<'_, R>, current: R, stale: bool, body
             body,
             task: Task::Refresh(leader),
             ..
-        }) => refresh_in_caller(call, current, stale, leader, body.into_load()).await,
+        }) => {
+            refresh_under_lease(call, leader, body.into_load()).await;
+            served(current)
+        }
         Err(Unspawned { .. }) => unreachable!("spawn gives back the task it was given"),
     }
 }
 
-/// A background refresh: under the key's lease (or not at all: someone else is loading it),
-/// run the body and store its result. Its caller has been served already.
+/// A refresh: under the key's lease (or not at all: someone else is loading it), run the body
+/// and store its result. Its caller is served the current value either way.
 pub(crate) async fn refresh_under_lease<R, F: Future<Output = R>>(
     call: Call<'_, R>,
     leader: Leader,
@@ -629,74 +633,10 @@ pub(crate) async fn refresh_under_lease<R, F: Future<Output = R>>(
         tracing::warn!(
             function = site.name,
             key,
-            "background refresh failed; the cached value stays"
+            "refresh failed; the cached value stays"
         );
     }
     store_or_release(call, leader, lease, stored).await;
-}
-
-/// A refresh in the caller (a body that cannot be detached): this caller alone waits for the
-/// body, if it takes the lease; with `timeout`, a refresh slower than that gives up and serves
-/// the current value (the lease is released behind it).
-async fn refresh_in_caller<R, F: Future<Output = R>>(
-    call: Call<'_, R>,
-    current: R,
-    stale: bool,
-    leader: Leader,
-    body: F,
-) -> R {
-    let Call {
-        cache,
-        site,
-        key,
-        ops,
-        counters,
-    } = call;
-    let lease = match cache.lease(key).await {
-        Ok(Some(token)) => Lease::new(cache, key, token),
-        _ => {
-            if stale {
-                bump(&counters.stale_served);
-                tracing::debug!(function = site.name, key, outcome = "stale");
-            }
-            return current;
-        }
-    };
-    bump(&counters.refreshes);
-    tracing::debug!(function = site.name, key, outcome = "refresh", stale);
-    let ran = run(call, body);
-    let (result, encoded) = match site.timeout_limit() {
-        Some(limit) if !stale || site.fail_safe_secs > 0 => {
-            match tokio::time::timeout(limit, ran).await {
-                Ok(ran) => ran,
-                Err(_) => {
-                    bump(&counters.fail_safe_served);
-                    tracing::warn!(
-                        function = site.name,
-                        key,
-                        ?limit,
-                        "refresh slower than `timeout`; serving the cached value"
-                    );
-                    return current;
-                }
-            }
-        }
-        _ => ran.await,
-    };
-    let stored = to_store(&leader, ops, encoded, &result);
-    store_or_release(call, leader, lease, stored).await;
-    // The body failed: a value that is still fresh, or stale under `fail_safe`, is the better
-    // answer.
-    if (ops.failed)(&result) && (!stale || site.fail_safe_secs > 0) {
-        bump(&counters.fail_safe_served);
-        tracing::warn!(
-            function = site.name,
-            key,
-            "refresh failed; serving the cached value"
-        );
-        return current;
-    }
-    result
 }
 
 /// Ends a flight with its result.
