@@ -6,11 +6,12 @@
 //! - [`Ours`]: `#[cache_aside]` on a [`Cache`] (Redis or memory backend), default options;
 //! - the `cached` crate's `#[concurrent_cached]` on its `AsyncRedisCache` store;
 //! - [`Client::Direct`]: the body alone, no cache.
+//! - [`Client::Floor`]: the stampede's floor, an ideal in-process single flight.
 
 use std::{
     future::Future,
     sync::{
-        Mutex, OnceLock,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicU64, Ordering::Relaxed},
     },
     time::{Duration, Instant},
@@ -261,6 +262,29 @@ pub(crate) enum Client {
     Cached(CachedFn),
     /// The body alone.
     Direct,
+    /// The stampede's floor: an ideal single flight in this process and nothing else — one
+    /// `tokio::sync::OnceCell` per key; the first caller runs the body, every other caller
+    /// waits on the cell (woken when it is set) and clones the value. No cache, no Redis.
+    Floor(Floor),
+}
+
+/// See [`Client::Floor`].
+#[derive(Default)]
+pub(crate) struct Floor {
+    cells: Mutex<std::collections::HashMap<u64, Arc<tokio::sync::OnceCell<Value>>>>,
+}
+
+impl Floor {
+    async fn get_slow(&self, size: u32, id: u64) -> Value {
+        let cell = self
+            .cells
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id)
+            .or_default()
+            .clone();
+        cell.get_or_init(|| slow_body(size, id)).await.clone()
+    }
 }
 
 impl Client {
@@ -278,7 +302,7 @@ impl Client {
             Client::Cached(CachedFn::Proxy) => cached_proxy(space, size, id).await,
             Client::Cached(CachedFn::Fault) => cached_fault(space, size, id).await,
             Client::Cached(CachedFn::Slow(_)) => unreachable!("slow stores serve get_slow"),
-            Client::Direct => Ok(fast_body(size, id).await),
+            Client::Direct | Client::Floor(_) => Ok(fast_body(size, id).await),
         }
     }
 
@@ -300,6 +324,7 @@ impl Client {
             },
             Client::Cached(_) => unreachable!("only the slow stores serve get_slow"),
             Client::Direct => Ok(slow_body(size, id).await),
+            Client::Floor(f) => Ok(f.get_slow(size, id).await),
         }
     }
 

@@ -12,21 +12,27 @@
 //! the circuit breaker open: a Redis that refuses connections), `direct` (the body alone). The measured calls run inside [`measured`], so callgrind's
 //! inclusive cost of that function (and `--toggle-collect=*measured*`) is the loop's.
 
-use std::{hint::black_box, process::ExitCode, sync::Arc, time::Duration};
+use std::{
+    hint::black_box,
+    process::ExitCode,
+    sync::{Arc, atomic::Ordering::Relaxed},
+    time::{Duration, Instant},
+};
 
 use crate::{
-    contenders::{CachedFn, Client, Hand, MAIN_URL, Ours},
+    contenders::{CachedFn, Client, Floor, Hand, MAIN_URL, Ours},
     scenarios::{memory_cache, redis_cache},
     value::TARGET_SIZE,
 };
 
 pub(crate) fn main(what: &str, calls: usize) -> ExitCode {
-    if let Some(memory) = match what {
-        "ours-stampede" => Some(false),
-        "memory-stampede" => Some(true),
+    if let Some(kind) = match what {
+        "ours-stampede" => Some(Stampede::Ours),
+        "memory-stampede" => Some(Stampede::Memory),
+        "floor-stampede" => Some(Stampede::Floor),
         _ => None,
     } {
-        return stampedes(memory, calls);
+        return stampedes(kind, calls);
     }
     if what == "clone" {
         let value = crate::value::make_value(TARGET_SIZE, 1);
@@ -159,11 +165,19 @@ fn measured_decode(bytes: &[u8], limit: bool, calls: usize) {
     }
 }
 
-/// `ours-stampede` / `memory-stampede`: `calls` rounds of the stampede scenario (1000 callers
-/// of one cold key across 4 caches, body 100 ms) on the bench's 2-worker runtime, for `perf`;
-/// prints each round's caller p99 minus the body time.
-fn stampedes(memory: bool, rounds: usize) -> ExitCode {
-    let server = (!memory).then(|| {
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Stampede {
+    Ours,
+    Memory,
+    Floor,
+}
+
+/// `ours-stampede` / `memory-stampede` / `floor-stampede`: `calls` rounds of the stampede
+/// scenario (1000 callers of one cold key across 4 instances, body 100 ms) on the bench's
+/// 2-worker runtime, for `perf`; prints the median (min, max) over rounds of the caller p99 minus the longest body execution,
+/// measured (the stampede target's figure).
+fn stampedes(kind: Stampede, rounds: usize) -> ExitCode {
+    let server = (kind == Stampede::Ours).then(|| {
         let server = tests::RedisServer::spawn();
         let _ = MAIN_URL.set(server.url());
         server
@@ -177,17 +191,24 @@ fn stampedes(memory: bool, rounds: usize) -> ExitCode {
         let url = MAIN_URL.get().cloned().unwrap_or_default();
         let mut instances = Vec::new();
         for _ in 0..4 {
-            let cache = if memory {
-                memory_cache().await
-            } else {
-                redis_cache(&url, "pst", None).await
-            };
-            instances.push(Arc::new(Client::Ours(Ours { cache })));
+            instances.push(Arc::new(match kind {
+                Stampede::Ours => Client::Ours(Ours {
+                    cache: redis_cache(&url, "pst", None).await,
+                }),
+                Stampede::Memory => Client::Ours(Ours {
+                    cache: memory_cache().await,
+                }),
+                Stampede::Floor => Client::Floor(Floor::default()),
+            }));
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let mut extra = Vec::new();
+        let mut figures: [Vec<f64>; 3] = Default::default();
         for round in 0..rounds {
             let id = 5_000_000 + round as u64;
+            crate::contenders::BODY_NS.store(0, Relaxed);
+            *crate::contenders::FIRST_BODY
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = None;
             let barrier = Arc::new(tokio::sync::Barrier::new(1000));
             let tasks: Vec<_> = (0..1000)
                 .map(|i| {
@@ -195,28 +216,80 @@ fn stampedes(memory: bool, rounds: usize) -> ExitCode {
                     let barrier = barrier.clone();
                     tokio::spawn(async move {
                         barrier.wait().await;
-                        let started = std::time::Instant::now();
-                        let _ = black_box(client.get_slow("pst", TARGET_SIZE, id).await);
-                        started.elapsed()
+                        let started = Instant::now();
+                        let value = black_box(client.get_slow("pst", TARGET_SIZE, id).await);
+                        let ended = Instant::now();
+                        drop(value);
+                        (started, ended)
                     })
                 })
                 .collect();
-            let mut lat = Vec::new();
+            let mut spans = Vec::new();
             for t in tasks {
-                lat.push(t.await.expect("caller"));
+                spans.push(t.await.expect("caller"));
             }
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            let mut lat: Vec<Duration> = spans.iter().map(|(s, e)| *e - *s).collect();
             lat.sort();
-            let p99 = lat[lat.len() * 99 / 100];
-            extra.push(p99.as_secs_f64() * 1e3 - 100.0);
+            let body = Duration::from_nanos(crate::contenders::BODY_NS.load(Relaxed));
+            let (body_start, body_end) = crate::contenders::FIRST_BODY
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .expect("a body ran");
+            let first = spans.iter().map(|(s, _)| *s).min().expect("callers");
+            let mut after: Vec<Duration> = spans
+                .iter()
+                .map(|(_, e)| e.saturating_duration_since(body_end))
+                .collect();
+            after.sort();
+            if std::env::var_os("STAMPEDE_WINDOWS").is_some() {
+                // For `perf record -k CLOCK_MONOTONIC` + `perf report --time`: the window from
+                // the first body's end to the last caller's (Instant is CLOCK_MONOTONIC here).
+                let last = spans.iter().map(|(_, e)| *e).max().expect("callers");
+                eprintln!("window {body_end:?} {last:?}");
+                let mut groups = String::new();
+                for g in 0..4 {
+                    let mut ends: Vec<f64> = spans
+                        .iter()
+                        .skip(g)
+                        .step_by(4)
+                        .map(|(_, e)| {
+                            if *e >= body_end {
+                                ms(*e - body_end)
+                            } else {
+                                -ms(body_end - *e)
+                            }
+                        })
+                        .collect();
+                    ends.sort_by(f64::total_cmp);
+                    groups += &format!(
+                        " [{:.2} {:.2} {:.2} {:.2}]",
+                        ends[0],
+                        ends[ends.len() / 2],
+                        ends[ends.len() * 99 / 100],
+                        ends[ends.len() - 1]
+                    );
+                }
+                eprintln!("groups (end − body end: min p50 p99 max){groups}");
+            }
+            figures[0].push(ms(lat[lat.len() * 99 / 100]) - ms(body));
+            figures[1].push(ms(body_start.saturating_duration_since(first)));
+            figures[2].push(ms(after[after.len() * 99 / 100]));
         }
-        extra.sort_by(f64::total_cmp);
-        eprintln!(
-            "{} stampede, {rounds} rounds: caller p99 − 100 ms: median {:.2} ms, min {:.2}, max {:.2}",
-            if memory { "memory" } else { "ours" },
-            extra[extra.len() / 2],
-            extra[0],
-            extra[extra.len() - 1]
-        );
+        let mut line = format!("{kind:?} stampede, {rounds} rounds, median (min–max) in ms:");
+        for (name, values) in ["caller p99 − body", "body starts after", "p99 of end − body end"]
+            .iter()
+            .zip(&mut figures)
+        {
+            values.sort_by(f64::total_cmp);
+            line += &format!(
+                " {name} {:.2} ({:.2}–{:.2});",
+                values[values.len() / 2],
+                values[0],
+                values[values.len() - 1]
+            );
+        }
+        eprintln!("{line}");
     });
     drop(server);
     ExitCode::SUCCESS
