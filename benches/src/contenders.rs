@@ -37,6 +37,18 @@ pub(crate) static BODY_NS: AtomicU64 = AtomicU64::new(0);
 /// Start and end of the body execution that started first.
 pub(crate) static FIRST_BODY: Mutex<Option<(Instant, Instant)>> = Mutex::new(None);
 
+/// The gate of [`gated_body`] (`--profile wake-*`): a permit lets one body finish.
+pub(crate) static GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+
+/// A body that waits for a permit of [`GATE`], then builds the value.
+pub(crate) async fn gated_body(size: u32, id: u64) -> Value {
+    GATE.acquire()
+        .await
+        .expect("the gate is never closed")
+        .forget();
+    make_value(size, id)
+}
+
 /// An error a contender returned to its caller (only `cached` does: a Redis failure becomes
 /// the function's `Err`).
 #[derive(Debug, Clone)]
@@ -189,6 +201,11 @@ impl Ours {
     pub(crate) async fn get_slow(&self, space: &'static str, size: u32, id: u64) -> Value {
         slow_body(size, id).await
     }
+
+    #[cache_aside(key = "gated:<size>:<id>", ttl = 600, cache = self.cache)]
+    pub(crate) async fn get_gated(&self, size: u32, id: u64) -> Value {
+        gated_body(size, id).await
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -276,6 +293,18 @@ pub(crate) struct Floor {
 
 impl Floor {
     async fn get_slow(&self, size: u32, id: u64) -> Value {
+        self.get_with(id, || slow_body(size, id)).await
+    }
+
+    pub(crate) async fn get_gated(&self, size: u32, id: u64) -> Value {
+        self.get_with(id, || gated_body(size, id)).await
+    }
+
+    async fn get_with<F: Future<Output = Value>>(
+        &self,
+        id: u64,
+        body: impl FnOnce() -> F,
+    ) -> Value {
         let cell = self
             .cells
             .lock()
@@ -283,7 +312,7 @@ impl Floor {
             .entry(id)
             .or_default()
             .clone();
-        cell.get_or_init(|| slow_body(size, id)).await.clone()
+        cell.get_or_init(body).await.clone()
     }
 }
 

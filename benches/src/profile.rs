@@ -34,6 +34,17 @@ pub(crate) fn main(what: &str, calls: usize) -> ExitCode {
     } {
         return stampedes(kind, calls);
     }
+    if what == "first-polls" {
+        return first_polls(calls);
+    }
+    if let Some(floor) = match what {
+        "wake-memory" => Some(false),
+        "wake-floor" => Some(true),
+        _ => None,
+    } {
+        wake(floor, calls);
+        return ExitCode::SUCCESS;
+    }
     if what == "clone" {
         let value = crate::value::make_value(TARGET_SIZE, 1);
         for _ in 0..calls {
@@ -182,8 +193,13 @@ fn stampedes(kind: Stampede, rounds: usize) -> ExitCode {
         let _ = MAIN_URL.set(server.url());
         server
     });
+    // STAMPEDE_WORKERS=1 separates work from parallelism (the bench's runtime has 2).
+    let workers = std::env::var("STAMPEDE_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .expect("a tokio runtime");
@@ -277,9 +293,13 @@ fn stampedes(kind: Stampede, rounds: usize) -> ExitCode {
             figures[2].push(ms(after[after.len() * 99 / 100]));
         }
         let mut line = format!("{kind:?} stampede, {rounds} rounds, median (min–max) in ms:");
-        for (name, values) in ["caller p99 − body", "body starts after", "p99 of end − body end"]
-            .iter()
-            .zip(&mut figures)
+        for (name, values) in [
+            "caller p99 − body",
+            "body starts after",
+            "p99 of end − body end",
+        ]
+        .iter()
+        .zip(&mut figures)
         {
             values.sort_by(f64::total_cmp);
             line += &format!(
@@ -293,4 +313,96 @@ fn stampedes(kind: Stampede, rounds: usize) -> ExitCode {
     });
     drop(server);
     ExitCode::SUCCESS
+}
+
+/// `first-polls`: `calls` rounds of 1000 calls of one cold key on one `Cache` (Redis), each
+/// polled once inside [`measured_first_polls`] — what every caller of a stampede does before
+/// the first `GET` is answered (for callgrind: instructions ÷ (1000 × calls)). The calls are
+/// then awaited (trivial body), so the next round starts clean.
+fn first_polls(rounds: usize) -> ExitCode {
+    let server = tests::RedisServer::spawn();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        let ours = Ours {
+            cache: redis_cache(&server.url(), "fp", None).await,
+        };
+        let base = 2_000_000_000 + u64::from(std::process::id()) * 1_000_000;
+        for round in 0..rounds {
+            let mut calls: Vec<_> = (0..1000)
+                .map(|_| Box::pin(ours.get("fp", TARGET_SIZE, base + round as u64)))
+                .collect();
+            measured_first_polls(&mut calls);
+            for call in calls {
+                black_box(call.await);
+            }
+        }
+        eprintln!("first-polls: {:?}", ours.cache.stats().total);
+    });
+    drop(server);
+    ExitCode::SUCCESS
+}
+
+#[inline(never)]
+fn measured_first_polls<F: Future + ?Sized>(calls: &mut [std::pin::Pin<Box<F>>]) {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for call in calls {
+        let _ = black_box(call.as_mut().poll(&mut cx));
+    }
+}
+
+/// `wake-memory` / `wake-floor`: `calls` rounds of 1000 callers of one cold key whose body waits
+/// for a gate — ours on the memory backend, or the floor (a `OnceCell`) — on a current-thread
+/// runtime, polled by hand: every caller once ([`measured_first_polls`]: the leader starts the
+/// body, the others wait), then, after the gate opens, until all are done ([`measured_wake`]:
+/// the leader ends its load, the waiters are woken and each takes its value). For callgrind:
+/// the second function's instructions ÷ (1000 × calls) are what a waiter costs after the body.
+fn wake(floor: bool, rounds: usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    black_box(crate::value::make_value(TARGET_SIZE, 0));
+    runtime.block_on(async {
+        let ours = Ours {
+            cache: memory_cache().await,
+        };
+        let floor_cells = Floor::default();
+        for round in 0..rounds {
+            let id = 7_000_000 + round as u64;
+            let mut calls: Vec<std::pin::Pin<Box<dyn Future<Output = crate::value::Value> + '_>>> =
+                (0..1000)
+                    .map(|_| -> std::pin::Pin<Box<dyn Future<Output = _> + '_>> {
+                        if floor {
+                            Box::pin(floor_cells.get_gated(TARGET_SIZE, id))
+                        } else {
+                            Box::pin(ours.get_gated(TARGET_SIZE, id))
+                        }
+                    })
+                    .collect();
+            measured_first_polls(&mut calls);
+            crate::contenders::GATE.add_permits(1);
+            let done = measured_wake(&mut calls);
+            assert_eq!(done, 1000, "every caller done after one pass");
+        }
+        if !floor {
+            eprintln!("wake-memory: {:?}", ours.cache.stats().total);
+        }
+    });
+}
+
+/// Polls every call once more; returns how many finished.
+#[inline(never)]
+fn measured_wake<F: Future + ?Sized>(calls: &mut [std::pin::Pin<Box<F>>]) -> usize {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut done = 0;
+    for call in calls {
+        if let std::task::Poll::Ready(value) = call.as_mut().poll(&mut cx) {
+            black_box(value);
+            done += 1;
+        }
+    }
+    done
 }

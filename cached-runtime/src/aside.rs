@@ -846,7 +846,9 @@ impl Drop for Lease {
 pub(crate) async fn load_unlocked<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R {
     let (result, encoded) = run(call, body).await;
     if let Some(encoded) = encoded {
-        write(call, encoded, None).await;
+        // Boxed: a Redis write's future is large, and [`load`] (whose future every concurrent
+        // caller allocates) would otherwise be as large as it.
+        Box::pin(write(call, encoded, None)).await;
     }
     result
 }
@@ -869,9 +871,12 @@ async fn load_locked<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R 
         ops,
         counters,
     } = call;
-    let leader = loop {
+    loop {
         match cache.flights().join(key) {
-            Role::Leader(leader) => break leader,
+            // Boxed: the lease, the load and the write are most of this future's state, and
+            // only the leader needs them; a waiter's future (one per concurrent caller) stays
+            // small.
+            Role::Leader(leader) => return Box::pin(lead(call, leader, body)).await,
             Role::Waiter(flight) => {
                 bump(&counters.lock_waits);
                 match tokio::time::timeout(cache.lock_ttl() * 2, flight.wait()).await {
@@ -893,8 +898,19 @@ async fn load_locked<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R 
                 return body.await;
             }
         }
-    };
+    }
+}
 
+/// The flight leader's part of [`load_locked`]: the lease (or waiting for another process's
+/// load), the load, the write.
+async fn lead<R, F: Future<Output = R>>(call: Call<'_, R>, leader: Leader, body: F) -> R {
+    let Call {
+        cache,
+        site,
+        key,
+        ops,
+        counters,
+    } = call;
     // Take the distributed lease, or wait for whoever holds it.
     let deadline = tokio::time::Instant::now() + cache.lock_ttl();
     let token = loop {
@@ -1255,5 +1271,34 @@ mod tests {
         assert_eq!(counts.lock_waits, 49);
         let not_send: Option<Share<std::rc::Rc<u8>>> = probe::<std::rc::Rc<u8>>().sharing();
         assert!(not_send.is_none(), "not Send: decoded");
+    }
+
+    static SIZES: Site = Site::new("tests::sizes", 60, 0);
+
+    /// Every caller of a cold key allocates [`load`]'s future (1000 at once in a stampede), and
+    /// every call holds [`cache_aside`]'s: the leader's lease, load and write and the Redis
+    /// write of `lock = false` are boxed on their own so that neither carries them. 1 KiB:
+    /// glibc serves blocks up to 1032 bytes from its per-thread cache.
+    #[tokio::test]
+    async fn the_futures_every_caller_holds_stay_small() {
+        let cache = Cache::builder().memory().build().await.unwrap();
+        let plain = ops::<u64, _>(Plain, None);
+        let call = Call {
+            cache: &cache,
+            site: &SIZES,
+            key: "k",
+            ops: &plain,
+            counters: cache.counters(&SIZES),
+        };
+        let load = std::mem::size_of_val(&load(call, async { 1u64 }));
+        assert!(load <= 1024, "load's future is {load} bytes");
+        let aside = std::mem::size_of_val(&cache_aside(
+            &cache,
+            Some("k".into()),
+            &SIZES,
+            ops::<u64, _>(Plain, None),
+            async { 1u64 },
+        ));
+        assert!(aside <= 1536, "cache_aside's future is {aside} bytes");
     }
 }

@@ -128,8 +128,9 @@ macro_rules! int_key_part {
     ($($t:ty)*) => {$(
         impl KeyPart for $t {
             fn write_key_part(&self, out: &mut KeyWriter<'_>) {
-                // Digits and `-` never need escaping.
-                let _ = write!(out.out, "{self}");
+                // Digits and `-` never need escaping. `itoa` writes the same text as
+                // `Display`, without the formatting machinery (a key is rendered per call).
+                out.write_safe(itoa::Buffer::new().format(*self));
             }
         }
     )*};
@@ -188,32 +189,55 @@ macro_rules! key_part_via_display {
 
 #[inline]
 fn needs_escape(b: u8) -> bool {
-    matches!(
-        b,
-        b'%' | b':' | b'*' | b'?' | b'[' | b']' | b'\\' | b'{' | b'}' | b'#' | 0..=0x20 | 0x7f
-    )
+    ESCAPE[b as usize]
 }
+
+/// [`needs_escape`] for ASCII bytes, as a table (a key is rendered per call); non-ASCII bytes
+/// are `false` here and checked per character by [`escape_into`].
+static ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = matches!(
+            b as u8,
+            b'%' | b':' | b'*' | b'?' | b'[' | b']' | b'\\' | b'{' | b'}' | b'#' | 0..=0x20 | 0x7f
+        );
+        b += 1;
+    }
+    table
+};
 
 /// Escapes `s` into `out`: see the module docs for the rules.
 pub(crate) fn escape_into(s: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let escape = if c.is_ascii() {
-            needs_escape(c as u8)
-        } else {
-            c.is_whitespace() || c.is_control()
-        };
-        if escape {
-            out.push_str(&s[start..i]);
-            for &b in &bytes[i..i + c.len_utf8()] {
-                out.push('%');
-                out.push(HEX[(b >> 4) as usize] as char);
-                out.push(HEX[(b & 0xf) as usize] as char);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        // ASCII by table; a non-ASCII character (whitespace and controls escaped) whole.
+        let len = if b < 0x80 {
+            if !needs_escape(b) {
+                i += 1;
+                continue;
             }
-            start = i + c.len_utf8();
+            1
+        } else {
+            let c = s[i..].chars().next().expect("i is on a char boundary");
+            if !(c.is_whitespace() || c.is_control()) {
+                i += c.len_utf8();
+                continue;
+            }
+            c.len_utf8()
+        };
+        out.push_str(&s[start..i]);
+        for &b in &bytes[i..i + len] {
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 0xf) as usize] as char);
         }
+        i += len;
+        start = i;
     }
     out.push_str(&s[start..]);
 }
@@ -223,7 +247,10 @@ pub(crate) fn escape_into(s: &str, out: &mut String) {
 /// than `args`; checked at compile time), `args` the placeholders' values.
 pub(crate) fn render(namespace: &str, lits: &[&str], args: &[&dyn KeyPart]) -> String {
     debug_assert_eq!(lits.len(), args.len() + 1);
-    let mut out = String::with_capacity(namespace.len() + 1 + 24);
+    // The literals, and room for typical values (integers, short ids) without growing.
+    let mut out = String::with_capacity(
+        namespace.len() + 1 + lits.iter().map(|l| l.len()).sum::<usize>() + 20 * args.len(),
+    );
     if !namespace.is_empty() {
         out.push_str(namespace);
         out.push(':');
@@ -398,5 +425,73 @@ mod tests {
         assert!(check_namespace("a b").is_err());
         assert!(check_namespace("a*").is_err());
         assert!(check_namespace("app:").is_err());
+    }
+
+    /// The escape rules, per character, written the plain way: `escape_into` (a byte scan with
+    /// a table) must agree with it on every string.
+    fn escape_reference(s: &str) -> String {
+        let mut out = String::new();
+        for c in s.chars() {
+            let escape = if c.is_ascii() {
+                matches!(
+                    c,
+                    '%' | ':' | '*' | '?' | '[' | ']' | '\\' | '{' | '}' | '#' | '\0'
+                        ..=' ' | '\x7f'
+                )
+            } else {
+                c.is_whitespace() || c.is_control()
+            };
+            if escape {
+                for b in c.to_string().bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn escaping_matches_the_rules_on_every_kind_of_character() {
+        let mut samples: Vec<String> = vec![
+            String::new(),
+            "plain-text_1.2".into(),
+            "a:b*c?[d]\\e{f}%g h\n#\t\r\x7f\x00".into(),
+            "café\u{a0}\u{2028}\u{3000}日本\u{85}\u{200b}x".into(),
+            "\u{1F600}:\u{1F600}".into(),
+        ];
+        // Every ASCII byte, and a spread of code points, alone and around text.
+        for c in (0u32..0x3100)
+            .step_by(7)
+            .chain(0..128)
+            .filter_map(char::from_u32)
+        {
+            samples.push(format!("{c}"));
+            samples.push(format!("a{c}b{c}"));
+        }
+        for s in &samples {
+            let mut out = String::new();
+            escape_into(s, &mut out);
+            assert_eq!(out, escape_reference(s), "escaping {s:?}");
+        }
+    }
+
+    #[test]
+    fn integers_render_as_display_does() {
+        fn check<T: KeyPart + std::fmt::Display>(values: &[T]) {
+            for v in values {
+                assert_eq!(render("", &["", ""], &[v]), v.to_string());
+            }
+        }
+        check(&[0u8, 9, 10, u8::MAX]);
+        check(&[i8::MIN, -1, 0, i8::MAX]);
+        check(&[0u64, 1, 42, 1_000_000_007, u64::MAX]);
+        check(&[i64::MIN, -42, 0, i64::MAX]);
+        check(&[u128::MAX]);
+        check(&[i128::MIN, i128::MAX]);
+        check(&[usize::MAX]);
+        check(&[isize::MIN]);
+        check(&[std::num::NonZeroU32::new(7).expect("non-zero")]);
     }
 }
