@@ -20,7 +20,8 @@ use tokio::sync::Barrier;
 use crate::{
     Config,
     contenders::{
-        BODY_NS, BODY_RUNS, BODY_TIME, CachedFn, Client, FAULT_URL, FIRST_BODY, Hand, Ours,
+        BODY_NS, BODY_RUNS, BODY_TIME, CachedFn, Client, FAULT_URL, FIRST_BODY, Floor, Hand,
+        Ours,
     },
     proxy::Proxy,
     redis_util::{CommandDelta, commandstats, delta, numsub, unlink_matching, wait_ready},
@@ -37,6 +38,7 @@ pub(crate) enum Who {
     Cached,
     Memory,
     Direct,
+    Floor,
 }
 
 impl Env {
@@ -72,6 +74,7 @@ impl Who {
             Who::Cached => "`cached` 4.1 `#[concurrent_cached]` (AsyncRedisCache)",
             Who::Memory => "ours, memory backend",
             Who::Direct => "body called directly (no cache)",
+            Who::Floor => "floor: one in-process single flight (tokio `OnceCell`; no cache, no Redis)",
         }
     }
 }
@@ -891,6 +894,10 @@ pub(crate) async fn stampede(env: &Env, cfg: &Config, report: &mut Report) {
     sets.push((Who::Ours, ours));
     sets.push((Who::Cached, cached));
     sets.push((Who::Memory, memory));
+    // The floor: one flight shared by every caller of every instance (the body runs once and
+    // 999 callers clone its value, as with ours), with nothing else around it.
+    let floor = Arc::new(Client::Floor(Floor::default()));
+    sets.push((Who::Floor, vec![floor; n]));
     // Every instance of ours subscribed to the event channel before anything starts.
     for _ in 0..100 {
         if numsub(&env.admin, "ours-st:__events").await >= n as u64 {
@@ -993,13 +1000,14 @@ pub(crate) async fn stampede(env: &Env, cfg: &Config, report: &mut Report) {
             report.target(
                 "stampede: caller p99 ≤ body time + 5 ms",
                 format!(
-                    "p99 {} = body {} + {} (the body starts {} after the first caller; p99 of caller end − body end {}; nominal body {}; memory backend p99 − body: {}; hand-written + lock: {})",
+                    "p99 {} = body {} + {} (the body starts {} after the first caller; p99 of caller end − body end {}; nominal body {}; the floor — one in-process single flight, no cache — p99 − body: {}; memory backend: {}; hand-written + lock: {})",
                     p99.ns(),
                     body.ns(),
                     over.ns(),
                     stat(&runs, Who::Ours, |r| r.before_body).ns(),
                     stat(&runs, Who::Ours, |r| r.after_body_p99).ns(),
                     fmt_ns(BODY_TIME.as_nanos() as f64),
+                    stat(&runs, Who::Floor, |r| r.dist.p99 - r.body_ns).ns(),
                     stat(&runs, Who::Memory, |r| r.dist.p99 - r.body_ns).ns(),
                     stat(&runs, Who::HandLock, |r| r.dist.p99 - r.body_ns).ns(),
                 ),
@@ -1009,6 +1017,7 @@ pub(crate) async fn stampede(env: &Env, cfg: &Config, report: &mut Report) {
     }
     sec.note("Unpinned: the bench and redis-server on every CPU.");
     sec.note(format!("The four instances stand for four processes: each has its own connection(s); ours' four `Cache`s share the namespace, `cached`'s four functions share the key prefix. The memory backend shares nothing between instances, so up to {n} executions are expected there."));
+    sec.note("The floor is what any cache of this scenario costs at least in this process: one `tokio::sync::OnceCell` shared by all 1000 callers, the first runs the body, the others wait on the cell (woken when it is set) and each clones the value — no key, no Redis, no lease, no pub/sub. Its p99 − body time is the machine's: waking 999 tasks and cloning 999 values (45 allocations each at 1 KiB) on 2 shared cores.");
     sec.note("Redis commands: every command Redis executed during the last round's stampede (`INFO commandstats`; a script's inner commands included), for all callers together.");
     sec.note(format!("body time: the longest execution of the body in the round, measured ({} ms `tokio::time::sleep` + building the value; the timer rounds up to the next millisecond). Callers start their clock when they leave the barrier.", BODY_TIME.as_millis()));
     sec.note("hand-written + guides' lock: `GET`; on a miss `SET {key}:lock <token> NX PX 5000`; the holder runs the body, `SET EX`s the value and `DEL`s the lock; the others sleep 50 ms and start over.");
