@@ -20,8 +20,7 @@ use tokio::sync::Barrier;
 use crate::{
     Config,
     contenders::{
-        BODY_NS, BODY_RUNS, BODY_TIME, CachedFn, Client, FAULT_URL, FIRST_BODY, Floor, Hand,
-        Ours,
+        BODY_NS, BODY_RUNS, BODY_TIME, CachedFn, Client, FAULT_URL, FIRST_BODY, Floor, Hand, Ours,
     },
     proxy::Proxy,
     redis_util::{CommandDelta, commandstats, delta, numsub, unlink_matching, wait_ready},
@@ -74,7 +73,9 @@ impl Who {
             Who::Cached => "`cached` 4.1 `#[concurrent_cached]` (AsyncRedisCache)",
             Who::Memory => "ours, memory backend",
             Who::Direct => "body called directly (no cache)",
-            Who::Floor => "floor: one in-process single flight (tokio `OnceCell`; no cache, no Redis)",
+            Who::Floor => {
+                "floor: one in-process single flight (tokio `OnceCell`; no cache, no Redis)"
+            }
         }
     }
 }
