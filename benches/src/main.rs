@@ -364,6 +364,7 @@ fn preamble(cfg: &Config, env: &Env, redis_version: &str) -> Vec<String> {
         format!(
             "- tokio multi-thread runtime, {cpus} worker threads; the bench, its tasks and redis-server share the machine"
         ),
+        format!("- allocator: {}", allocator()),
         format!("- value sizes (a struct with strings and vectors; bincode length): {sizes}"),
         "- contenders: hand-written = redis-rs multiplexed connection, `GET` + bincode decode on a hit, `SET EX` on a miss; ours = `#[cache_aside]` with default options (lock on) on a `Cache` (one `ConnectionManager`); `cached` = `#[concurrent_cached]` on an `AsyncRedisCache` (one multiplexed connection per function); ours on the memory backend for scale".to_owned(),
         "- each figure: median across rounds (min–max); a ratio is taken within each round against the hand-written contender of that round, then its median (min–max) across rounds".to_owned(),
@@ -375,4 +376,21 @@ fn preamble(cfg: &Config, env: &Env, redis_version: &str) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// The allocator behind Rust's `System` (the bench sets no global allocator): glibc's malloc,
+/// unless another one is preloaded (`LD_PRELOAD=…/libjemalloc.so.2`; see BENCHMARKS.md).
+fn allocator() -> String {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let preloaded = std::env::var("LD_PRELOAD").unwrap_or_default();
+    for (lib, name) in [
+        ("libjemalloc", "jemalloc"),
+        ("libmimalloc", "mimalloc"),
+        ("libtcmalloc", "tcmalloc"),
+    ] {
+        if maps.contains(lib) {
+            return format!("{name}, preloaded (`LD_PRELOAD={}`)", preloaded.trim());
+        }
+    }
+    "the system's malloc (glibc; Rust's default `System` allocator)".to_owned()
 }

@@ -408,6 +408,8 @@ fn start(port: u16, dir: &Path) -> Result<Child, StartError> {
         .arg("--dir")
         .arg(dir)
         .args(["--daemonize", "no"])
+        // A preloaded allocator (the bench's jemalloc runs) is the caller's, not the server's.
+        .env_remove("LD_PRELOAD")
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err))
