@@ -1,16 +1,27 @@
-//! `--profile WHAT`: one contender's hot path in a loop, on a current-thread runtime, for
-//! `valgrind --tool=callgrind` (instruction counts are stable where timings on this machine are
-//! not). Not part of the report; see BENCHMARKS.md for how it was used.
+//! `--profile WHAT`: one contender's hot path in a loop, for `valgrind --tool=callgrind`
+//! (instruction counts are stable where timings on this machine are not) or `perf`. Not part of
+//! the report; see BENCHMARKS.md for how it was used.
 //!
 //! ```text
 //! REDIS_URL=redis://127.0.0.1:6390/0 valgrind --tool=callgrind \
-//!     target/release/benches --profile ours-hit --calls 20000
+//!     target/release/benches --profile ours-hit --calls 12000
 //! ```
 //!
-//! `WHAT`: `hand-hit`, `ours-hit`, `cached-hit`, `memory-hit` (a cached 1 KiB value),
-//! `hand-miss`, `ours-miss`, `cached-miss` (cold keys, trivial body), `ours-open` (ours with
-//! the circuit breaker open: a Redis that refuses connections), `direct` (the body alone). The measured calls run inside [`measured`], so callgrind's
-//! inclusive cost of that function (and `--toggle-collect=*measured*`) is the loop's.
+//! `WHAT`, on a current-thread runtime: `hand-hit`, `ours-hit`, `cached-hit`, `memory-hit` (a
+//! cached 1 KiB value), `hand-miss`, `ours-miss`, `cached-miss` (cold keys, trivial body),
+//! `ours-open` (ours with the circuit breaker open: a Redis that refuses connections), `direct`
+//! (the body alone) — per call: the whole program's instructions at two `--calls` counts,
+//! subtracted (the loop's async function may be inlined into its caller, so a
+//! `--toggle-collect` on it can come out empty); `first-polls` (every caller of a stampede
+//! polled once, before its `GET` is answered), `wake-floor` / `wake-memory` (1000 waiters
+//! after the body, polled by hand), `clone`, `decode`, `decode-limit` — these run inside
+//! synchronous `measured_*` functions: `--toggle-collect='*measured_wake*'` and the like.
+//!
+//! On the bench's 2-worker runtime, timed: `ours-stampede`, `memory-stampede`,
+//! `floor-stampede` (`--calls` stampedes; prints medians of p99 − body, the body's start and
+//! the tail after it; `STAMPEDE_WINDOWS=1` adds per-instance tails and the windows after each
+//! body as `CLOCK_MONOTONIC` instants for `perf report --time`; `STAMPEDE_WORKERS=1` runs one
+//! worker).
 
 use std::{
     hint::black_box,
@@ -109,7 +120,7 @@ pub(crate) fn main(what: &str, calls: usize) -> ExitCode {
             "direct" => Client::Direct,
             other => {
                 eprintln!(
-                    "unknown --profile `{other}`: hand-hit, ours-hit, cached-hit, memory-hit, hand-miss, ours-miss, cached-miss, ours-open, direct"
+                    "unknown --profile `{other}`: hand-hit, ours-hit, cached-hit, memory-hit, hand-miss, ours-miss, cached-miss, ours-open, direct, first-polls, wake-floor, wake-memory, clone, decode, decode-limit, ours-stampede, memory-stampede, floor-stampede"
                 );
                 return ExitCode::from(2);
             }
