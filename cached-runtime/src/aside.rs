@@ -510,11 +510,11 @@ where
         }
         // Not boxed: a caller that waits for another's load (all but one in a stampede) needs
         // little state, and it shares the read's room in this future (which stays 1088 bytes);
-        // the leader boxes its lease, load and write (`lead`). The box this was before cost
-        // every waiter an allocation: without it the stampede's p99 − body fell from 6.6–7.4
-        // to 5.6–5.9 ms (`benches --profile ours-stampede --calls 100`, 3 runs each).
-        _ if site.lock => load_locked(call, body.into_load()).await,
-        _ => Box::pin(load_unlocked(call, body.into_load())).await,
+        // the parts that need more box themselves — the flight leader's lease, load and write
+        // (`lead`), `lock = false`'s Redis write. The box this was before cost every waiter an
+        // allocation: without it the stampede's p99 − body fell from 6.6–7.4 to 5.6–5.9 ms
+        // (`benches --profile ours-stampede --calls 100`, 3 runs each).
+        _ => load(call, body.into_load()).await,
     };
     match fallback {
         Some(old) if (ops.failed)(&result) => {
@@ -850,8 +850,8 @@ impl Drop for Lease {
 pub(crate) async fn load_unlocked<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R {
     let (result, encoded) = run(call, body).await;
     if let Some(encoded) = encoded {
-        // Boxed: a Redis write's future is large, and [`load`] (whose future every concurrent
-        // caller allocates) would otherwise be as large as it.
+        // Boxed: a Redis write's future is large, and [`load`] (whose future every call of
+        // `cache_aside` holds) would otherwise be as large as it.
         Box::pin(write(call, encoded, None)).await;
     }
     result
@@ -1279,10 +1279,10 @@ mod tests {
 
     static SIZES: Site = Site::new("tests::sizes", 60, 0);
 
-    /// Every caller of a cold key allocates [`load`]'s future (1000 at once in a stampede), and
-    /// every call holds [`cache_aside`]'s: the leader's lease, load and write and the Redis
-    /// write of `lock = false` are boxed on their own so that neither carries them. 1 KiB:
-    /// glibc serves blocks up to 1032 bytes from its per-thread cache.
+    /// Every call holds [`cache_aside`]'s future, with [`load`]'s inside it (1000 at once in a
+    /// stampede): the leader's lease, load and write and the Redis write of `lock = false` are
+    /// boxed on their own so that neither carries them. 1 KiB: glibc serves blocks up to 1032
+    /// bytes from its per-thread cache.
     #[tokio::test]
     async fn the_futures_every_caller_holds_stay_small() {
         let cache = Cache::builder().memory().build().await.unwrap();

@@ -1,5 +1,6 @@
 //! In-process single flight: concurrent misses for one key in one `Cache` run the body once;
-//! the others wait for the leader's encoded result and decode it.
+//! the others wait for the leader's result and take a clone of its value (or decode its
+//! encoded entry, for types that are not `Clone`).
 
 use std::{
     any::Any,
@@ -38,10 +39,53 @@ pub(crate) struct Flights {
     map: Arc<Mutex<HashMap<String, Arc<Flight>>>>,
 }
 
+/// A value handed once from a leader to whoever waits: a flight's outcome, a shared read's
+/// answer. The first [`set`](Handoff::set) wins; waiters are woken by [`wake`](Handoff::wake)
+/// (a leader sets before it wakes, also when it is dropped unfinished).
+#[derive(Debug)]
+pub(crate) struct Handoff<T> {
+    value: OnceLock<T>,
+    done: Notify,
+}
+
+impl<T> Default for Handoff<T> {
+    fn default() -> Self {
+        Handoff {
+            value: OnceLock::new(),
+            done: Notify::new(),
+        }
+    }
+}
+
+impl<T> Handoff<T> {
+    /// Sets the value, unless it is set already.
+    pub(crate) fn set(&self, value: T) {
+        let _ = self.value.set(value);
+    }
+
+    /// Wakes everyone waiting.
+    pub(crate) fn wake(&self) {
+        self.done.notify_waiters();
+    }
+
+    /// Waits until the value is set and [`wake`](Handoff::wake) follows (or it was set
+    /// before this waits).
+    pub(crate) async fn wait(&self) -> &T {
+        loop {
+            let notified = self.done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(value) = self.value.get() {
+                return value;
+            }
+            notified.await;
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Flight {
-    outcome: OnceLock<Outcome>,
-    done: Notify,
+    outcome: Handoff<Outcome>,
     /// How many callers joined as waiters.
     waiters: AtomicUsize,
 }
@@ -90,15 +134,7 @@ impl Flights {
 impl Flight {
     /// Waits for the leader's outcome.
     pub(crate) async fn wait(&self) -> Outcome {
-        loop {
-            let notified = self.done.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(outcome) = self.outcome.get() {
-                return outcome.clone();
-            }
-            notified.await;
-        }
+        self.outcome.wait().await.clone()
     }
 }
 
@@ -110,14 +146,14 @@ impl Leader {
 
     /// Publishes the outcome to the waiters and ends the flight.
     pub(crate) fn finish(self, outcome: Outcome) {
-        let _ = self.flight.outcome.set(outcome);
+        self.flight.outcome.set(outcome);
         // Drop does the rest.
     }
 }
 
 impl Drop for Leader {
     fn drop(&mut self) {
-        let _ = self.flight.outcome.set(None);
+        self.flight.outcome.set(None);
         {
             let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
             if map
@@ -127,7 +163,7 @@ impl Drop for Leader {
                 map.remove(&self.key);
             }
         }
-        self.flight.done.notify_waiters();
+        self.flight.outcome.wake();
     }
 }
 

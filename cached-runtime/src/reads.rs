@@ -10,7 +10,7 @@ use std::{
     collections::HashMap,
     hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState},
     sync::{
-        Arc, Mutex, OnceLock,
+        Arc, Mutex,
         atomic::{
             AtomicBool, AtomicUsize,
             Ordering::{Acquire, Relaxed, Release},
@@ -18,9 +18,7 @@ use std::{
     },
 };
 
-use tokio::sync::Notify;
-
-use crate::{Error, backend::Raw};
+use crate::{Error, backend::Raw, flight::Handoff};
 
 const SHARDS: usize = 16;
 
@@ -31,8 +29,7 @@ type Shared = Result<Option<Arc<[u8]>>, Error>;
 struct Read {
     key: String,
     /// `None` inside: the leader was cancelled; waiters read for themselves.
-    outcome: OnceLock<Option<Shared>>,
-    done: Notify,
+    outcome: Handoff<Option<Shared>>,
     joined: AtomicBool,
 }
 
@@ -152,7 +149,7 @@ impl Lead<'_> {
                 Ok(None) => Ok(None),
                 Err(error) => Err(error.shallow_clone()),
             };
-            let _ = self.read.outcome.set(Some(shared));
+            self.read.outcome.set(Some(shared));
         }
         // Drop ends it.
     }
@@ -160,7 +157,7 @@ impl Lead<'_> {
 
 impl Drop for Lead<'_> {
     fn drop(&mut self) {
-        let _ = self.read.outcome.set(None);
+        self.read.outcome.set(None);
         {
             let mut map = self
                 .reads
@@ -175,7 +172,7 @@ impl Drop for Lead<'_> {
             }
         }
         if self.read.joined.load(Relaxed) {
-            self.read.done.notify_waiters();
+            self.read.outcome.wake();
         }
     }
 }
@@ -183,18 +180,15 @@ impl Drop for Lead<'_> {
 impl Joined {
     /// The leader's answer, or `None` if it was cancelled.
     pub(crate) async fn wait(self) -> Option<Result<Option<Raw>, Error>> {
-        loop {
-            let notified = self.0.done.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(outcome) = self.0.outcome.get() {
-                return outcome.as_ref().map(|shared| match shared {
-                    Ok(bytes) => Ok(bytes.clone().map(Raw::Shared)),
-                    Err(error) => Err(error.shallow_clone()),
-                });
-            }
-            notified.await;
-        }
+        self.0
+            .outcome
+            .wait()
+            .await
+            .as_ref()
+            .map(|shared| match shared {
+                Ok(bytes) => Ok(bytes.clone().map(Raw::Shared)),
+                Err(error) => Err(error.shallow_clone()),
+            })
     }
 }
 
