@@ -262,7 +262,7 @@ impl<R> std::ops::Deref for Probe<R> {
 /// return type, so an unmet bound is reported there, once), and [`cache_aside`] needs none.
 #[doc(hidden)]
 pub struct Ops<R> {
-    decode: fn(CodecKind, &[u8]) -> Result<Hit<R>, crate::Error>,
+    decode: fn(CodecKind, &[u8], usize) -> Result<Hit<R>, crate::Error>,
     encode: fn(CodecKind, &R, Duration, Ttls) -> Option<Encoded>,
     /// Whether a result is a failure (an `Err`), for `fail_safe`.
     failed: fn(&R) -> bool,
@@ -314,8 +314,12 @@ pub fn ops<R, S: Shape<R>>(_shape: S, share: Option<Share<R>>) -> Ops<R> {
     }
 }
 
-fn decode<R, S: Shape<R>>(codec: CodecKind, bytes: &[u8]) -> Result<Hit<R>, crate::Error> {
-    match codec.decode_entry::<S::Value>(bytes)? {
+fn decode<R, S: Shape<R>>(
+    codec: CodecKind,
+    bytes: &[u8],
+    max_value_size: usize,
+) -> Result<Hit<R>, crate::Error> {
+    match codec.decode_entry::<S::Value>(bytes, max_value_size)? {
         Decoded::Value(value, meta) => Ok(Hit::Value(S::from_value(value), meta)),
         // A null marker is only meaningful for a type with a `None`; under any other type (two
         // templates sharing a key) it is a decode error: reload and overwrite it.
@@ -424,7 +428,17 @@ where
         cache.get_raw(&key).await
     };
     match read {
-        Ok(Some(raw)) => match (ops.decode)(cache.codec(), &raw) {
+        Ok(Some(raw)) if raw.len() > cache.max_value_size() => {
+            bump(&counters.oversized);
+            tracing::warn!(
+                function = site.name,
+                key,
+                bytes = raw.len(),
+                max_value_size = cache.max_value_size(),
+                "cached value larger than max_value_size; not decoded, reloading"
+            );
+        }
+        Ok(Some(raw)) => match decode_raw(cache, &ops, &raw) {
             Ok(hit) => {
                 let (value, meta, null) = hit.into_parts();
                 match freshness(site, meta, null) {
@@ -458,8 +472,15 @@ where
             }
         },
         Ok(None) => {}
+        // Foreign data under our key (a hash, a list...): a miss, and the load's write
+        // replaces it. Redis itself is fine.
+        Err(error) if error.is_wrong_type() => {
+            bump(&counters.repairs);
+            tracing::warn!(function = site.name, key, %error, "the key holds data that is not ours; replacing it");
+        }
         Err(error) => {
-            // Redis is failing: serve from the body and do not queue a write behind it.
+            // Redis is failing, or refused this key: serve from the body and do not queue a
+            // write behind it.
             bump(&counters.errors);
             bump(&counters.misses);
             if error.is_circuit_open() {
@@ -472,11 +493,11 @@ where
     }
     bump(&counters.misses);
     tracing::debug!(function = site.name, key, outcome = "miss");
-    let result = match (fallback.is_some(), site.timeout_limit()) {
+    let result = match (fallback, site.timeout_limit()) {
         // With `timeout` and an expired value to fall back on, the caller stops waiting for a
         // slow load; the load goes on in the background and is stored (a body that cannot be
         // detached is abandoned instead).
-        (true, Some(limit)) => {
+        (Some(old), Some(limit)) => {
             let outcome = match body.spawn(call.job(), Task::Load) {
                 Ok(task) => match tokio::time::timeout(limit, task).await {
                     Ok(Ok(Some(result))) => Some(result),
@@ -495,7 +516,7 @@ where
                 }
             };
             match outcome {
-                Some(result) => result,
+                Some(result) => (result, Some(old)),
                 None => {
                     bump(&counters.fail_safe_served);
                     tracing::warn!(
@@ -504,7 +525,7 @@ where
                         ?limit,
                         "load slower than `timeout`; serving the expired value (fail_safe)"
                     );
-                    return fallback.expect("matched Some");
+                    return old;
                 }
             }
         }
@@ -514,10 +535,10 @@ where
         // (`lead`), `lock = false`'s Redis write. The box this was before cost every waiter an
         // allocation: without it the stampede's p99 − body fell from 6.6–7.4 to 5.6–5.9 ms
         // (`benches --profile ours-stampede --calls 100`, 3 runs each).
-        _ => load(call, body.into_load()).await,
+        (fallback, _) => (load(call, body.into_load()).await, fallback),
     };
-    match fallback {
-        Some(old) if (ops.failed)(&result) => {
+    match result {
+        (result, Some(old)) if (ops.failed)(&result) => {
             bump(&counters.fail_safe_served);
             tracing::warn!(
                 function = site.name,
@@ -526,7 +547,7 @@ where
             );
             old
         }
-        _ => result,
+        (result, _) => result,
     }
 }
 
@@ -606,7 +627,8 @@ async fn refresh<R, B: Body<R>>(call: Call<'_, R>, current: R, stale: bool, body
             refresh_under_lease(call, leader, body.into_load()).await;
             served(current)
         }
-        Err(Unspawned { .. }) => unreachable!("spawn gives back the task it was given"),
+        // `spawn` gives back the task it was given: a refresh.
+        Err(Unspawned { .. }) => served(current),
     }
 }
 
@@ -625,8 +647,16 @@ pub(crate) async fn refresh_under_lease<R, F: Future<Output = R>>(
         ..
     } = call;
     let lease = match cache.lease(key).await {
-        Ok(Some(token)) => Lease::new(cache, key, token),
-        _ => return,
+        Ok(leased) => {
+            if leased.repaired {
+                repaired_lease(call);
+            }
+            match leased.token {
+                Some(token) => Lease::new(cache, key, token),
+                None => return,
+            }
+        }
+        Err(_) => return,
     };
     bump(&counters.refreshes);
     tracing::debug!(function = site.name, key, outcome = "refresh");
@@ -712,9 +742,41 @@ fn take_fill<R>(cache: &Cache, fill: &Fill, ops: &Ops<R>, counters: &Counters) -
     decode_shared(cache, &fill.bytes, ops, counters)
 }
 
+/// Values at least this large are decoded off the async worker (see [`decode_raw`]).
+const BLOCKING_DECODE: usize = 256 * 1024;
+
+/// Decodes an entry with the cache's codec and size limit. A large value is decoded inside
+/// `block_in_place` on a multi-thread runtime: the worker's other tasks move to another
+/// thread meanwhile instead of waiting for the decode (a 5 MB value takes tens of ms).
+fn decode_raw<R>(cache: &Cache, ops: &Ops<R>, raw: &[u8]) -> Result<Hit<R>, crate::Error> {
+    let (codec, max) = (cache.codec(), cache.max_value_size());
+    if raw.len() >= BLOCKING_DECODE && on_multi_thread_runtime() {
+        tokio::task::block_in_place(|| (ops.decode)(codec, raw, max))
+    } else {
+        (ops.decode)(codec, raw, max)
+    }
+}
+
+/// Whether this thread runs a multi-thread Tokio runtime's tasks (where `block_in_place` is
+/// allowed).
+fn on_multi_thread_runtime() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
+/// A lease key held foreign data and our lease replaced it: counted and logged.
+fn repaired_lease<R>(call: Call<'_, R>) {
+    bump(&call.counters.repairs);
+    tracing::warn!(
+        function = call.site.name,
+        key = call.key,
+        "the lease key held data that is not ours; replaced by our lease"
+    );
+}
+
 /// A result shared by another caller's load: decoded, not counted as a hit.
 fn decode_shared<R>(cache: &Cache, raw: &[u8], ops: &Ops<R>, counters: &Counters) -> Option<R> {
-    match (ops.decode)(cache.codec(), raw) {
+    match decode_raw(cache, ops, raw) {
         Ok(hit) => Some(hit.into_parts().0),
         Err(_) => {
             bump(&counters.decode_errors);
@@ -765,6 +827,25 @@ async fn write<R>(call: Call<'_, R>, (bytes, ttl): (Arc<[u8]>, Duration), token:
         counters,
         ..
     } = call;
+    if bytes.len() > cache.max_value_size() {
+        bump(&counters.oversized);
+        if !site
+            .oversize_logged
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                function = site.name,
+                key,
+                bytes = bytes.len(),
+                max_value_size = cache.max_value_size(),
+                "result larger than max_value_size; not cached (logged once per function)"
+            );
+        }
+        if let Some(token) = token {
+            release(call, token).await;
+        }
+        return;
+    }
     let stored = match token {
         Some(token) => cache.put_leased(key, token, bytes, ttl).await,
         None => cache.set_raw(key, bytes, ttl).await.map(|()| true),
@@ -875,14 +956,17 @@ async fn load_locked<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R 
         ops,
         counters,
     } = call;
+    let mut waited = false;
     loop {
         match cache.flights().join(key) {
             // Boxed: the lease, the load and the write are most of this future's state, and
             // only the leader needs them; a waiter's future (one per concurrent caller) stays
             // small.
-            Role::Leader(leader) => return Box::pin(lead(call, leader, body)).await,
+            Role::Leader(leader) => return Box::pin(lead(call, leader, body, waited)).await,
             Role::Waiter(flight) => {
-                bump(&counters.lock_waits);
+                if !std::mem::replace(&mut waited, true) {
+                    bump(&counters.lock_waits);
+                }
                 match tokio::time::timeout(cache.lock_ttl() * 2, flight.wait()).await {
                     Ok(Some(fill)) => {
                         if let Some(value) = take_fill(cache, &fill, ops, counters) {
@@ -905,9 +989,20 @@ async fn load_locked<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R 
     }
 }
 
+/// How long a caller waits on another process's lease before asking Redis again whether it
+/// still exists: a lease lost to `FLUSHALL`, a restart with an empty dataset or an eviction
+/// announces nothing, and the caller must not sit out `lock_ttl` for it. One check per waited
+/// key and `Cache` (only the flight leader waits on the lease).
+const LEASE_CHECK: Duration = Duration::from_millis(500);
+
 /// The flight leader's part of [`load_locked`]: the lease (or waiting for another process's
-/// load), the load, the write.
-async fn lead<R, F: Future<Output = R>>(call: Call<'_, R>, leader: Leader, body: F) -> R {
+/// load), the load, the write. `waited`: the caller was counted in `lock_waits` already.
+async fn lead<R, F: Future<Output = R>>(
+    call: Call<'_, R>,
+    leader: Leader,
+    body: F,
+    mut waited: bool,
+) -> R {
     let Call {
         cache,
         site,
@@ -925,8 +1020,14 @@ async fn lead<R, F: Future<Output = R>>(call: Call<'_, R>, leader: Leader, body:
         tokio::pin!(notified);
         notified.as_mut().enable();
         match cache.lease(key).await {
-            Ok(Some(token)) => break Some(Lease::new(cache, key, token)),
-            Ok(None) => {}
+            Ok(leased) => {
+                if leased.repaired {
+                    repaired_lease(call);
+                }
+                if let Some(token) = leased.token {
+                    break Some(Lease::new(cache, key, token));
+                }
+            }
             Err(error) => {
                 bump(&counters.errors);
                 tracing::debug!(function = site.name, key, %error, "no lease (redis failing); loading without storing");
@@ -941,17 +1042,11 @@ async fn lead<R, F: Future<Output = R>>(call: Call<'_, R>, leader: Leader, body:
             );
             break None;
         }
-        bump(&counters.lock_waits);
-        match wait_for_fill(
-            cache,
-            key,
-            deadline,
-            counters,
-            &registration.waiting,
-            notified,
-        )
-        .await
-        {
+        if !std::mem::replace(&mut waited, true) {
+            bump(&counters.lock_waits);
+        }
+        let check = deadline.min(tokio::time::Instant::now() + LEASE_CHECK);
+        match wait_for_fill(cache, key, check, counters, &registration.waiting, notified).await {
             Some(raw) => {
                 if let Some(value) = decode_shared(cache, &raw, ops, counters) {
                     finish(leader, ops, raw, &value);
@@ -977,7 +1072,8 @@ async fn lead<R, F: Future<Output = R>>(call: Call<'_, R>, leader: Leader, body:
 
 /// Waits until another process fills `key` (returns its bytes: from the fill event if it
 /// carried them, else read), releases its lease or invalidates the key (`None`: try the lease
-/// again), or `deadline` passes (`None`).
+/// again), or `deadline` passes (`None`: check the lease again). A key that holds foreign data
+/// (`WRONGTYPE`) reads as empty: the holder's write replaces it.
 async fn wait_for_fill(
     cache: &Cache,
     key: &str,
@@ -991,7 +1087,8 @@ async fn wait_for_fill(
     match cache.get_raw(key).await {
         Ok(Some(raw)) if codec::is_fresh(&raw, unix_ms()) => return Some(raw.to_shared()),
         Ok(_) => {}
-        Err(_) => return None,
+        Err(error) if error.is_unhealthy() => return None,
+        Err(_) => {}
     }
     if tokio::time::timeout_at(deadline, notified).await.is_ok() {
         bump(&counters.wakeups);
@@ -1088,7 +1185,7 @@ mod tests {
             .unwrap();
         let key = cache.render_key(&["k"], &[]);
         // Someone (a refresh, another flight) holds the lease of an absent key.
-        let token = cache.lease(&key).await.unwrap().unwrap();
+        let token = cache.lease(&key).await.unwrap().token.unwrap();
         let waiter = {
             let (cache, key) = (cache.clone(), key.clone());
             tokio::spawn(async move {

@@ -54,6 +54,42 @@ pub(crate) struct Memory {
     leases: std::sync::Mutex<HashMap<String, (String, Instant)>>,
 }
 
+/// Takes the lease (KEYS[1]) with our token ARGV[1] for ARGV[2] ms if nobody holds it: 1.
+/// Our leases are strings of 16 hex digits that always expire; anything else under the lease
+/// key (another type, no expiry, another format) is foreign and is replaced rather than waited
+/// on: 2. Held by another loader: 0.
+static TRY_LEASE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+local kind = redis.call('TYPE', KEYS[1])['ok']
+local foreign = kind ~= 'string' or redis.call('PTTL', KEYS[1]) < 0
+if not foreign then
+  local held = redis.call('GET', KEYS[1])
+  foreign = #held ~= 16 or string.find(held, '[^0-9a-f]') ~= nil
+end
+if foreign then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
+end
+return 0",
+    )
+});
+
+/// What [`Backend::try_lease`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lease {
+    /// Ours now.
+    Taken,
+    /// Ours now, replacing foreign data under the lease key.
+    Repaired,
+    /// Another loader holds it.
+    Held,
+}
+
 /// Stores the value if the lease is still ours, releases it and announces the key.
 static PUT_LEASED: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
@@ -169,8 +205,12 @@ impl Backend {
 
     pub(crate) fn memory(max_entries: u64) -> Self {
         Backend::Memory(Arc::new(Memory {
+            // Least recently used entries go first, and a new key is always admitted (moka's
+            // default, TinyLFU, refuses new keys that are not yet popular once the cache is
+            // full: a cache-aside miss would then never be stored).
             map: moka::sync::Cache::builder()
                 .max_capacity(max_entries)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .expire_after(MemExpiry)
                 .build(),
             leases: Default::default(),
@@ -247,27 +287,34 @@ impl Backend {
         key: &str,
         token: &str,
         ttl: Duration,
-    ) -> Result<bool, Error> {
+    ) -> Result<Lease, Error> {
         match self {
             Backend::Redis { conn, .. } => {
-                let set: Option<String> = redis::cmd("SET")
-                    .arg(lock_key(key))
+                let got: i64 = TRY_LEASE
+                    .key(lock_key(key))
                     .arg(token)
-                    .arg("NX")
-                    .arg("PX")
                     .arg(ttl.as_millis().max(1) as u64)
-                    .query_async(&mut conn.clone())
+                    .invoke_async(&mut conn.clone())
                     .await?;
-                Ok(set.is_some())
+                Ok(match got {
+                    1 => Lease::Taken,
+                    2 => Lease::Repaired,
+                    _ => Lease::Held,
+                })
             }
             Backend::Memory(mem) => {
                 let mut leases = mem.leases.lock().unwrap_or_else(|e| e.into_inner());
                 let now = Instant::now();
+                // Expired leases are dropped here (not only replaced), so that the map does not
+                // keep one per key ever loaded.
+                if leases.len() > 1024 {
+                    leases.retain(|_, (_, deadline)| *deadline > now);
+                }
                 match leases.get(key) {
-                    Some((_, deadline)) if *deadline > now => Ok(false),
+                    Some((_, deadline)) if *deadline > now => Ok(Lease::Held),
                     _ => {
                         leases.insert(key.to_owned(), (token.to_owned(), now + ttl));
-                        Ok(true)
+                        Ok(Lease::Taken)
                     }
                 }
             }

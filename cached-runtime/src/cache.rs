@@ -14,9 +14,9 @@ use tokio::sync::watch;
 
 use crate::{
     Error, ErrorKind, Stats,
-    backend::{Backend, Raw},
+    backend::{Backend, Lease, Raw},
     breaker::Breaker,
-    codec::CodecKind,
+    codec::{CodecKind, DEFAULT_MAX_VALUE_SIZE, HEADER_LEN},
     events,
     flight::{Flights, Waiters},
     key::{self, KeyPart},
@@ -32,6 +32,13 @@ pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(5);
 
 /// Default largest value a fill event carries: see [`CacheBuilder::fill_event_max_value`].
 pub const DEFAULT_FILL_EVENT_MAX_VALUE: usize = 4096;
+
+/// Redis' own limit on a string value: see [`CacheBuilder::max_value_size`].
+const REDIS_MAX_VALUE: usize = 512 * 1024 * 1024;
+
+/// How much longer a write may take per byte of its value: 1 ms per 32 KiB, on top of
+/// `op_timeout` (a 16 MiB value gets 512 ms more).
+const WRITE_BYTES_PER_MS: usize = 32 * 1024;
 
 /// Default namespace: see [`CacheBuilder::namespace`].
 pub const DEFAULT_NAMESPACE: &str = "cache";
@@ -71,6 +78,7 @@ pub(crate) struct Inner {
     breaker: Breaker,
     lock_ttl: Duration,
     fill_event_max: usize,
+    max_value_size: usize,
     /// Pub/sub channel of fill/release/invalidate events: `<namespace>:__events`.
     channel: String,
     flights: Flights,
@@ -124,6 +132,7 @@ pub struct CacheBuilder {
     breaker: (u32, Duration),
     lock_ttl: Duration,
     fill_event_max: usize,
+    max_value_size: usize,
 }
 
 impl Default for CacheBuilder {
@@ -139,6 +148,7 @@ impl Default for CacheBuilder {
             breaker: (5, Duration::from_secs(1)),
             lock_ttl: DEFAULT_LOCK_TTL,
             fill_event_max: DEFAULT_FILL_EVENT_MAX_VALUE,
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
         }
     }
 }
@@ -229,6 +239,34 @@ impl CacheBuilder {
         self
     }
 
+    /// Largest value, encoded and with its 16-byte header, that the cache stores or reads
+    /// (default [`DEFAULT_MAX_VALUE_SIZE`], 16 MiB; at most Redis' own limit, 512 MiB).
+    ///
+    /// - A result larger than this is returned to its caller (and shared with the callers
+    ///   waiting for it in this process) but not stored: counted in `oversized`, logged once
+    ///   per function.
+    /// - A stored value larger than this is a miss, without being decoded.
+    /// - Decoding a value never allocates more than 16 × this (rounded up to 1 MiB, 16 MiB,
+    ///   256 MiB or 4 GiB): a corrupt or hostile length prefix is a decode error, not an
+    ///   allocation.
+    ///
+    /// Values of 256 KiB and more are decoded with `tokio::task::block_in_place` on a
+    /// multi-thread runtime, so a large decode does not hold up the other tasks of its worker;
+    /// a write's timeout grows with its value's size (`op_timeout` plus 1 ms per 32 KiB).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cached_runtime::Error> {
+    /// let cache = cached_runtime::Cache::builder()
+    ///     .max_value_size(1024 * 1024) // 1 MiB
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
+        self
+    }
+
     /// Checks the configuration and makes the cache. Fails only for invalid configuration;
     /// must be called inside a Tokio runtime.
     pub async fn build(self) -> Result<Cache, Error> {
@@ -252,6 +290,13 @@ impl CacheBuilder {
         }
         if self.lock_ttl.as_millis() == 0 {
             return Err(Error::config("lock_ttl must be at least 1 ms"));
+        }
+        if !(HEADER_LEN + 1..=REDIS_MAX_VALUE).contains(&self.max_value_size) {
+            return Err(Error::config(format!(
+                "max_value_size must be between {} bytes and 512 MiB (Redis' limit), got {}",
+                HEADER_LEN + 1,
+                self.max_value_size
+            )));
         }
         if self.memory_capacity == 0 {
             return Err(Error::config("memory_capacity must be at least 1"));
@@ -278,6 +323,7 @@ impl CacheBuilder {
                 breaker: Breaker::new(self.breaker.0, self.breaker.1),
                 lock_ttl: self.lock_ttl,
                 fill_event_max: self.fill_event_max,
+                max_value_size: self.max_value_size,
                 channel: channel.clone(),
                 flights: Flights::default(),
                 reads: Reads::default(),
@@ -366,6 +412,10 @@ impl Cache {
         self.inner.codec
     }
 
+    pub(crate) fn max_value_size(&self) -> usize {
+        self.inner.max_value_size
+    }
+
     pub(crate) fn counters(&self, site: &'static Site) -> &Counters {
         self.inner.stats.site(site)
     }
@@ -397,7 +447,15 @@ impl Cache {
         value: Arc<[u8]>,
         ttl: Duration,
     ) -> Result<(), Error> {
-        self.timed(self.inner.backend.set(key, value, ttl)).await
+        let limit = self.write_timeout(value.len());
+        self.timed_within(limit, self.inner.backend.set(key, value, ttl))
+            .await
+    }
+
+    /// A write's bound: `op_timeout`, plus 1 ms per 32 KiB of value (sending a large value
+    /// takes time of its own; a write that lands must not be counted as a failure).
+    fn write_timeout(&self, bytes: usize) -> Duration {
+        self.inner.op_timeout + Duration::from_millis((bytes / WRITE_BYTES_PER_MS) as u64)
     }
 
     /// Deletes entries with their leases, announces it to other instances, and forgets local
@@ -439,8 +497,9 @@ impl Cache {
         self.inner.backend.client().is_some()
     }
 
-    /// Takes the lease of `key`: `Some(token)` if we got it.
-    pub(crate) async fn lease(&self, key: &str) -> Result<Option<String>, Error> {
+    /// Takes the lease of `key`: `Some(token)` if we got it (also when it replaced a foreign
+    /// value under the lease key: then `repaired` is set).
+    pub(crate) async fn lease(&self, key: &str) -> Result<Leased, Error> {
         let token = format!("{:016x}", rand::random::<u64>());
         let got = self
             .timed(
@@ -449,7 +508,10 @@ impl Cache {
                     .try_lease(key, &token, self.inner.lock_ttl),
             )
             .await?;
-        Ok(got.then_some(token))
+        Ok(Leased {
+            token: (got != Lease::Held).then_some(token),
+            repaired: got == Lease::Repaired,
+        })
     }
 
     /// Stores under the lease; `false`: the lease was lost (expired or voided by an
@@ -461,15 +523,19 @@ impl Cache {
         value: Arc<[u8]>,
         ttl: Duration,
     ) -> Result<bool, Error> {
+        let limit = self.write_timeout(value.len());
         let stored = self
-            .timed(self.inner.backend.put_leased(
-                key,
-                token,
-                value,
-                ttl,
-                &self.inner.channel,
-                self.inner.fill_event_max,
-            ))
+            .timed_within(
+                limit,
+                self.inner.backend.put_leased(
+                    key,
+                    token,
+                    value,
+                    ttl,
+                    &self.inner.channel,
+                    self.inner.fill_event_max,
+                ),
+            )
             .await;
         self.wake_local(key);
         stored
@@ -535,25 +601,36 @@ impl Cache {
 
     /// One backend round trip: through the circuit breaker, bounded by `op_timeout`.
     async fn timed<T>(&self, op: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+        self.timed_within(self.inner.op_timeout, op).await
+    }
+
+    /// One backend round trip through the circuit breaker, bounded by `limit`. Only failures
+    /// that say Redis is unhealthy count toward the breaker; a reply about one key (e.g.
+    /// `WRONGTYPE`) is an answer from a working Redis.
+    async fn timed_within<T>(
+        &self,
+        limit: Duration,
+        op: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
         let Some(admit) = self.inner.breaker.admit() else {
             return Err(Error::new(
                 ErrorKind::CircuitOpen,
                 "circuit breaker open: redis failed repeatedly, skipping it for now",
             ));
         };
-        let result = match tokio::time::timeout(self.inner.op_timeout, op).await {
+        let result = match tokio::time::timeout(limit, op).await {
             Ok(result) => result,
             Err(_) => Err(Error::new(
                 ErrorKind::Timeout,
                 format!(
-                    "{} did not answer within {:?}",
-                    self.inner.backend_name, self.inner.op_timeout
+                    "{} did not answer within {limit:?}",
+                    self.inner.backend_name
                 ),
             )),
         };
         match &result {
-            Ok(_) => self.inner.breaker.success(admit),
-            Err(_) => self.inner.breaker.failure(admit),
+            Err(error) if error.is_unhealthy() => self.inner.breaker.failure(admit),
+            _ => self.inner.breaker.success(admit),
         }
         result
     }
@@ -579,6 +656,11 @@ impl Inner {
             self.reads.forget(key);
         }
         self.waiters.wake(key, value);
+    }
+
+    /// Wakes every local waiter, to check its key again (after a pub/sub reconnection).
+    pub(crate) fn wake_all_waiters(&self) {
+        self.waiters.wake_all();
     }
 
     /// One attempt at the invalidations that failed before.
@@ -614,6 +696,16 @@ impl Inner {
             pending.extend_from_slice(&keys[done..]);
         }
     }
+}
+
+/// What a lease attempt got.
+#[derive(Debug)]
+pub(crate) struct Leased {
+    /// Our token, if we hold the lease now.
+    pub(crate) token: Option<String>,
+    /// The lease key held foreign data (another type, no expiry, not our token) and was
+    /// replaced by our lease.
+    pub(crate) repaired: bool,
 }
 
 /// How long an entry lives.

@@ -24,9 +24,27 @@ const VERSION: u8 = 1;
 pub(crate) const HEADER_LEN: usize = 16;
 const FLAG_NULL: u8 = 1;
 
-/// Largest payload the bincode codec decodes. Lengths inside a value are checked against it
-/// before anything is allocated, so a corrupt or hostile length prefix cannot exhaust memory.
-pub const MAX_VALUE_LEN: usize = 512 * 1024 * 1024;
+/// Default largest value (encoded, header included) a cache stores or reads: see
+/// [`CacheBuilder::max_value_size`](crate::CacheBuilder::max_value_size).
+pub const DEFAULT_MAX_VALUE_SIZE: usize = 16 * 1024 * 1024;
+
+/// Ceiling of what decoding one value may allocate, for a cache whose largest value is
+/// `max_value_size` bytes: 16 × it (a decoded value can legitimately be that much larger than
+/// its encoding: a `u128` is one byte on the wire), rounded up to 1 MiB, 16 MiB, 256 MiB or
+/// 4 GiB. Bincode checks every length prefix against it before allocating, so a corrupt or
+/// hostile value cannot claim more memory than that.
+pub(crate) fn decode_budget(max_value_size: usize) -> usize {
+    let wanted = max_value_size.saturating_mul(16);
+    BUDGETS
+        .iter()
+        .copied()
+        .find(|&budget| budget >= wanted)
+        .unwrap_or(BUDGETS[BUDGETS.len() - 1])
+}
+
+/// The decode budgets bincode is instantiated with (its limit is a const generic: one decoder
+/// per budget, so few of them).
+const BUDGETS: [usize; 4] = [1 << 20, 1 << 24, 1 << 28, u32::MAX as usize];
 
 /// A serialization format for cached values.
 ///
@@ -43,7 +61,7 @@ pub trait Codec: Send + Sync + 'static {
 }
 
 /// bincode 2 with its standard configuration (varint integers, little endian) and a decode
-/// limit of [`MAX_VALUE_LEN`].
+/// limit (see [`CacheBuilder::max_value_size`](crate::CacheBuilder::max_value_size)).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Bincode;
 
@@ -59,8 +77,31 @@ impl Codec for Bincode {
             .map_err(|e| Error::with_source(ErrorKind::Codec, "bincode encode failed", e))
     }
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, Error> {
-        let config = bincode::config::standard().with_limit::<MAX_VALUE_LEN>();
-        let (value, read) = bincode::serde::decode_from_slice(bytes, config)
+        self.decode_within(bytes, decode_budget(DEFAULT_MAX_VALUE_SIZE))
+    }
+}
+
+impl Bincode {
+    /// Decodes with at most `budget` bytes claimed by the value's primitives and containers
+    /// (rounded up to one of [`BUDGETS`]).
+    fn decode_within<T: DeserializeOwned>(self, bytes: &[u8], budget: usize) -> Result<T, Error> {
+        let standard = bincode::config::standard();
+        let decoded = match budget {
+            ..=0x10_0000 => {
+                bincode::serde::decode_from_slice(bytes, standard.with_limit::<0x10_0000>())
+            }
+            ..=0x100_0000 => {
+                bincode::serde::decode_from_slice(bytes, standard.with_limit::<0x100_0000>())
+            }
+            ..=0x1000_0000 => {
+                bincode::serde::decode_from_slice(bytes, standard.with_limit::<0x1000_0000>())
+            }
+            _ => bincode::serde::decode_from_slice(
+                bytes,
+                standard.with_limit::<{ u32::MAX as usize }>(),
+            ),
+        };
+        let (value, read) = decoded
             .map_err(|e| Error::with_source(ErrorKind::Codec, "bincode decode failed", e))?;
         if read != bytes.len() {
             return Err(Error::new(
@@ -113,7 +154,7 @@ impl From<Json> for CodecKind {
 pub(crate) fn is_fresh(bytes: &[u8], now_ms: u64) -> bool {
     match bytes.split_first_chunk::<HEADER_LEN>() {
         Some((header, _)) if header[0] == MAGIC && header[1] == VERSION => {
-            let expires = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+            let expires = le_u64(header);
             expires == 0 || now_ms < expires
         }
         _ => false,
@@ -168,11 +209,23 @@ impl CodecKind {
         Ok(out)
     }
 
-    /// Decodes an entry written by [`encode_entry`](Self::encode_entry) with the same codec.
+    /// Decodes an entry written by [`encode_entry`](Self::encode_entry) with the same codec,
+    /// allocating at most [`decode_budget`]`(max_value_size)` for it. An entry longer than
+    /// `max_value_size` is an error without being decoded.
     pub(crate) fn decode_entry<T: DeserializeOwned>(
         self,
         bytes: &[u8],
+        max_value_size: usize,
     ) -> Result<Decoded<T>, Error> {
+        if bytes.len() > max_value_size {
+            return Err(Error::new(
+                ErrorKind::Codec,
+                format!(
+                    "value of {} bytes is larger than max_value_size ({max_value_size} bytes); not decoded",
+                    bytes.len()
+                ),
+            ));
+        }
         let Some((header, payload)) = bytes.split_first_chunk::<HEADER_LEN>() else {
             return Err(Error::new(
                 ErrorKind::Codec,
@@ -198,18 +251,71 @@ impl CodecKind {
                 ),
             ));
         }
+        let [_, _, _, _, l0, l1, l2, l3, ..] = *header;
         let meta = Meta {
-            load_ms: u32::from_le_bytes(header[4..8].try_into().expect("4 bytes")),
-            expires_at_ms: u64::from_le_bytes(header[8..16].try_into().expect("8 bytes")),
+            load_ms: u32::from_le_bytes([l0, l1, l2, l3]),
+            expires_at_ms: le_u64(header),
         };
         if header[3] & FLAG_NULL != 0 {
             return Ok(Decoded::Null(meta));
         }
         let value = match self {
-            CodecKind::Bincode => Bincode.decode(payload)?,
+            CodecKind::Bincode => Bincode.decode_within(payload, decode_budget(max_value_size))?,
             CodecKind::Json => Json.decode(payload)?,
         };
         Ok(Decoded::Value(value, meta))
+    }
+}
+
+/// The logical expiry in a header (bytes 8..16).
+fn le_u64(header: &[u8; HEADER_LEN]) -> u64 {
+    let [.., e0, e1, e2, e3, e4, e5, e6, e7] = *header;
+    u64::from_le_bytes([e0, e1, e2, e3, e4, e5, e6, e7])
+}
+
+/// Not public API: the stored value format, for property tests and fuzzing. Nothing here is
+/// covered by semver.
+#[doc(hidden)]
+pub mod wire {
+    use serde::{Serialize, de::DeserializeOwned};
+
+    use super::{CodecKind, Decoded, Meta};
+    use crate::Error;
+
+    /// Encodes `value` (`None`: the null marker) as a cache stores it, header included.
+    pub fn encode<T: Serialize + ?Sized>(
+        codec: CodecKind,
+        value: Option<&T>,
+        load_ms: u32,
+        expires_at_ms: u64,
+    ) -> Result<Vec<u8>, Error> {
+        codec.encode_entry(
+            value,
+            Meta {
+                load_ms,
+                expires_at_ms,
+            },
+        )
+    }
+
+    /// Decodes a stored value as a cache with this `max_value_size` reads it: `Ok(Some(v))`,
+    /// `Ok(None)` for the null marker, `Err` for anything else (never a panic).
+    pub fn decode<T: DeserializeOwned>(
+        codec: CodecKind,
+        bytes: &[u8],
+        max_value_size: usize,
+    ) -> Result<Option<T>, Error> {
+        Ok(match codec.decode_entry::<T>(bytes, max_value_size)? {
+            Decoded::Value(value, _) => Some(value),
+            Decoded::Null(_) => None,
+        })
+    }
+
+    /// The most that decoding one value may claim for its contents, in bytes, for a cache with
+    /// this `max_value_size` (bincode; what is actually allocated can exceed it by container
+    /// growth: at most about twice).
+    pub fn decode_budget(max_value_size: usize) -> usize {
+        super::decode_budget(max_value_size)
     }
 }
 
@@ -242,13 +348,17 @@ mod tests {
         for codec in [CodecKind::Bincode, CodecKind::Json] {
             let bytes = codec.encode_entry(Some(&user()), meta).unwrap();
             assert_eq!(
-                codec.decode_entry::<User>(&bytes).unwrap(),
+                codec
+                    .decode_entry::<User>(&bytes, DEFAULT_MAX_VALUE_SIZE)
+                    .unwrap(),
                 Decoded::Value(user(), meta)
             );
             let null = codec.encode_entry::<User>(None, meta).unwrap();
             assert_eq!(null.len(), HEADER_LEN);
             assert_eq!(
-                codec.decode_entry::<User>(&null).unwrap(),
+                codec
+                    .decode_entry::<User>(&null, DEFAULT_MAX_VALUE_SIZE)
+                    .unwrap(),
                 Decoded::Null(meta)
             );
         }
@@ -273,12 +383,16 @@ mod tests {
         // Other codec.
         assert!(
             CodecKind::Json
-                .decode_entry::<User>(&bytes)
+                .decode_entry::<User>(&bytes, DEFAULT_MAX_VALUE_SIZE)
                 .unwrap_err()
                 .is_codec()
         );
         // Other type.
-        assert!(CodecKind::Bincode.decode_entry::<Vec<u64>>(&bytes).is_err());
+        assert!(
+            CodecKind::Bincode
+                .decode_entry::<Vec<u64>>(&bytes, DEFAULT_MAX_VALUE_SIZE)
+                .is_err()
+        );
         // Garbage, truncation, a value written by another program.
         for junk in [
             &b""[..],
@@ -286,7 +400,11 @@ mod tests {
             b"hello world, not ours",
             &bytes[..bytes.len() - 1],
         ] {
-            assert!(CodecKind::Bincode.decode_entry::<User>(junk).is_err());
+            assert!(
+                CodecKind::Bincode
+                    .decode_entry::<User>(junk, DEFAULT_MAX_VALUE_SIZE)
+                    .is_err()
+            );
         }
     }
 
@@ -299,16 +417,30 @@ mod tests {
         bytes.truncate(HEADER_LEN);
         bytes.push(253); // varint marker: u64 follows
         bytes.extend_from_slice(&u64::MAX.to_le_bytes());
-        assert!(CodecKind::Bincode.decode_entry::<Vec<u8>>(&bytes).is_err());
-        assert!(CodecKind::Bincode.decode_entry::<String>(&bytes).is_err());
         assert!(
             CodecKind::Bincode
-                .decode_entry::<Vec<String>>(&bytes)
+                .decode_entry::<Vec<u8>>(&bytes, DEFAULT_MAX_VALUE_SIZE)
+                .is_err()
+        );
+        assert!(
+            CodecKind::Bincode
+                .decode_entry::<String>(&bytes, DEFAULT_MAX_VALUE_SIZE)
+                .is_err()
+        );
+        assert!(
+            CodecKind::Bincode
+                .decode_entry::<Vec<String>>(&bytes, DEFAULT_MAX_VALUE_SIZE)
                 .is_err()
         );
         // A length just under the limit, with no bytes behind it, must fail fast too.
         bytes.truncate(HEADER_LEN + 1);
-        bytes.extend_from_slice(&((MAX_VALUE_LEN as u64) - 1).to_le_bytes());
-        assert!(CodecKind::Bincode.decode_entry::<Vec<u64>>(&bytes).is_err());
+        bytes.extend_from_slice(
+            &((super::decode_budget(DEFAULT_MAX_VALUE_SIZE) as u64) - 1).to_le_bytes(),
+        );
+        assert!(
+            CodecKind::Bincode
+                .decode_entry::<Vec<u64>>(&bytes, DEFAULT_MAX_VALUE_SIZE)
+                .is_err()
+        );
     }
 }

@@ -31,6 +31,9 @@ pub struct Error {
     kind: ErrorKind,
     message: String,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    /// Whether it says Redis itself is unhealthy (counts toward the circuit breaker), rather
+    /// than something about one key or reply.
+    unhealthy: bool,
 }
 
 impl Error {
@@ -39,6 +42,7 @@ impl Error {
             kind,
             message: message.into(),
             source: None,
+            unhealthy: matches!(kind, ErrorKind::Timeout | ErrorKind::CircuitOpen),
         }
     }
 
@@ -51,12 +55,29 @@ impl Error {
             kind,
             message: message.into(),
             source: Some(Box::new(source)),
+            unhealthy: matches!(kind, ErrorKind::Timeout | ErrorKind::CircuitOpen),
         }
     }
 
     /// The same kind and message, without the source (for callers that shared a read).
     pub(crate) fn shallow_clone(&self) -> Self {
-        Self::new(self.kind, self.message.clone())
+        Self {
+            unhealthy: self.unhealthy,
+            ..Self::new(self.kind, self.message.clone())
+        }
+    }
+
+    /// Whether this failure says Redis itself is unhealthy — a timeout, a refused, reset or
+    /// dropped connection, `LOADING`, `BUSY`, `CLUSTERDOWN`, `MASTERDOWN`, `TRYAGAIN`, a
+    /// failed authentication — so that other keys would fail too. Only these count toward the
+    /// circuit breaker; a reply about one key (`WRONGTYPE`, `MOVED`, a script error) does not.
+    pub(crate) fn is_unhealthy(&self) -> bool {
+        self.unhealthy
+    }
+
+    /// A `WRONGTYPE` reply: the key holds another data type (foreign data under our key).
+    pub(crate) fn is_wrong_type(&self) -> bool {
+        self.kind == ErrorKind::Redis && self.message == WRONG_TYPE
     }
 
     pub(crate) fn config(message: impl Into<String>) -> Self {
@@ -123,8 +144,88 @@ impl std::error::Error for Error {
     }
 }
 
+const WRONG_TYPE: &str = "redis error: the key holds another data type (WRONGTYPE)";
+
 impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
-        Self::with_source(ErrorKind::Redis, "redis error", e)
+        let unhealthy = redis_unhealthy(&e);
+        let message = if e.code() == Some("WRONGTYPE") {
+            WRONG_TYPE
+        } else {
+            "redis error"
+        };
+        Self {
+            unhealthy,
+            ..Self::with_source(ErrorKind::Redis, message, e)
+        }
+    }
+}
+
+/// Whether a redis-rs error is about the server or the connection (see
+/// [`Error::is_unhealthy`]) rather than about one command's key or reply.
+fn redis_unhealthy(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind as K, ServerErrorKind as S};
+    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
+        return true;
+    }
+    match e.kind() {
+        K::Io
+        | K::Parse
+        | K::AuthenticationFailed
+        | K::InvalidClientConfig
+        | K::ClusterConnectionNotFound
+        | K::MasterNameNotFoundBySentinel
+        | K::NoValidReplicasFoundBySentinel
+        | K::EmptySentinelList
+        | K::Server(S::BusyLoading | S::TryAgain | S::ClusterDown | S::MasterDown | S::ReadOnly) => {
+            true
+        }
+        _ => matches!(e.code(), Some("BUSY" | "NOAUTH" | "WRONGPASS")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(text: &str) -> Error {
+        // A reply as Redis sends it, parsed by redis-rs.
+        let reply = format!("-{text}\r\n");
+        match redis::parse_redis_value(reply.as_bytes()) {
+            Ok(redis::Value::ServerError(e)) => redis::RedisError::from(e).into(),
+            other => panic!("not a server error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_server_and_connection_failures_count_against_redis() {
+        for unhealthy in [
+            "LOADING Redis is loading the dataset in memory",
+            "BUSY Redis is busy running a script",
+            "CLUSTERDOWN The cluster is down",
+            "MASTERDOWN Link with MASTER is down",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+            "NOAUTH Authentication required.",
+            "WRONGPASS invalid username-password pair",
+        ] {
+            assert!(server_error(unhealthy).is_unhealthy(), "{unhealthy}");
+        }
+        for per_key in [
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+            "MOVED 3999 127.0.0.1:6381",
+            "ASK 3999 127.0.0.1:6381",
+            "ERR Error running script (call to f_0123): @user_script:1: oops",
+            "NOPERM this user has no permissions to access one of the keys",
+        ] {
+            assert!(!server_error(per_key).is_unhealthy(), "{per_key}");
+        }
+        assert!(server_error("WRONGTYPE Operation against a key").is_wrong_type());
+        assert!(!server_error("ERR no").is_wrong_type());
+        let io: Error =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+                .into();
+        assert!(io.is_unhealthy());
+        assert!(Error::new(ErrorKind::Timeout, "slow").is_unhealthy());
+        assert!(!Error::new(ErrorKind::Codec, "bad").is_unhealthy());
     }
 }

@@ -19,6 +19,7 @@ pub(crate) async fn listen(
     mut shutdown: watch::Receiver<()>,
 ) {
     let mut backoff = Duration::from_millis(50);
+    let mut subscribed_before = false;
     loop {
         let connected = async {
             let mut pubsub = client.get_async_pubsub().await?;
@@ -33,6 +34,13 @@ pub(crate) async fn listen(
             Ok(mut pubsub) => {
                 backoff = Duration::from_millis(50);
                 tracing::debug!(channel, "subscribed to cache events");
+                // Events published while the subscription was down are lost: whoever waits
+                // for a key checks it again now.
+                if std::mem::replace(&mut subscribed_before, true)
+                    && let Some(inner) = inner.upgrade()
+                {
+                    inner.wake_all_waiters();
+                }
                 let mut messages = pubsub.on_message();
                 loop {
                     let msg = tokio::select! {

@@ -223,6 +223,16 @@ impl Waiters {
     }
 }
 
+impl Waiters {
+    /// Wakes every waiter of every key (events may have been lost: they check again).
+    pub(crate) fn wake_all(&self) {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        for waiting in map.values() {
+            waiting.notify.notify_waiters();
+        }
+    }
+}
+
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
         let mut map = self.waiters.map.lock().unwrap_or_else(|e| e.into_inner());

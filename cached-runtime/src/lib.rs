@@ -60,7 +60,7 @@ pub use cache::{
     Cache, CacheBuilder, DEFAULT_FILL_EVENT_MAX_VALUE, DEFAULT_LOCK_TTL, DEFAULT_NAMESPACE,
     DEFAULT_OP_TIMEOUT, global, set_global,
 };
-pub use codec::{Bincode, Codec, CodecKind, Json, MAX_VALUE_LEN};
+pub use codec::{Bincode, Codec, CodecKind, DEFAULT_MAX_VALUE_SIZE, Json};
 pub use error::{Error, ErrorKind};
 pub use key::{KeyPart, KeyWriter, MAX_KEY_LEN};
 pub use stats::{Counts, FunctionStats, Stats};
@@ -83,6 +83,7 @@ pub mod __private {
         cache_aside, invalidate, key, keys, ops, probe,
     };
     pub use crate::body::{Body, Detached, owned};
+    pub use crate::codec::wire;
     pub use crate::key::KeyPart;
     pub use crate::stats::Site;
 }

@@ -2,7 +2,7 @@
 
 use std::sync::{
     OnceLock,
-    atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
+    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
 };
 
 /// Identifies one annotated function; the macros emit one `static` per function.
@@ -24,6 +24,8 @@ pub struct Site {
     /// Milliseconds a load may take when a fail-safe value could stand in (0 = no limit).
     pub(crate) timeout_ms: u64,
     slot: OnceLock<usize>,
+    /// Whether a result too large to store was logged already (logged once per function).
+    pub(crate) oversize_logged: AtomicBool,
 }
 
 impl Site {
@@ -39,6 +41,7 @@ impl Site {
             early_beta: 0.0,
             timeout_ms: 0,
             slot: OnceLock::new(),
+            oversize_logged: AtomicBool::new(false),
         }
     }
 
@@ -132,13 +135,20 @@ counters! {
     /// in the background (see [`Stats::invalidations_deferred`]).
     invalidation_failures,
     /// Misses that waited for another caller's load instead of running the body (in this
-    /// process, or in another through the Redis lease).
+    /// process, or in another through the Redis lease): one per caller that waited, however
+    /// long and however many times it was woken.
     lock_waits,
     /// Waits ended by a notification that the value landed (not by a timeout).
     wakeups,
     /// Loads whose result was not stored because their lease was lost: it expired, or an
     /// invalidation voided it, so the value may already be stale.
     lease_rejected,
+    /// Keys that held data that was not ours — another Redis type under an entry key, a lease
+    /// key with a foreign value or no expiry — and were replaced (the call ran its body).
+    repairs,
+    /// Results not stored, or stored values not read, because they were larger than
+    /// [`max_value_size`](crate::CacheBuilder::max_value_size).
+    oversized,
     /// Expired values served at once while one caller refreshed them (`stale`).
     stale_served,
     /// Refreshes of a value before or just after its expiry (`stale`, `early_refresh`).
