@@ -262,7 +262,7 @@ impl<R> std::ops::Deref for Probe<R> {
 /// return type, so an unmet bound is reported there, once), and [`cache_aside`] needs none.
 #[doc(hidden)]
 pub struct Ops<R> {
-    decode: fn(CodecKind, &[u8], usize) -> Result<Hit<R>, crate::Error>,
+    decode: DecodeFn<R>,
     encode: fn(CodecKind, &R, Duration, Ttls) -> Option<Encoded>,
     /// Whether a result is a failure (an `Err`), for `fail_safe`.
     failed: fn(&R) -> bool,
@@ -282,6 +282,9 @@ impl<R> std::fmt::Debug for Ops<R> {
         f.debug_struct("Ops").finish_non_exhaustive()
     }
 }
+
+/// Decodes an entry: codec, bytes, the cache's `max_value_size`.
+type DecodeFn<R> = fn(CodecKind, &[u8], usize) -> Result<Hit<R>, crate::Error>;
 
 enum Hit<R> {
     Value(R, Meta),

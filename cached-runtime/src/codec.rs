@@ -86,20 +86,14 @@ impl Bincode {
     /// (rounded up to one of [`BUDGETS`]).
     fn decode_within<T: DeserializeOwned>(self, bytes: &[u8], budget: usize) -> Result<T, Error> {
         let standard = bincode::config::standard();
-        let decoded = match budget {
-            ..=0x10_0000 => {
-                bincode::serde::decode_from_slice(bytes, standard.with_limit::<0x10_0000>())
-            }
-            ..=0x100_0000 => {
-                bincode::serde::decode_from_slice(bytes, standard.with_limit::<0x100_0000>())
-            }
-            ..=0x1000_0000 => {
-                bincode::serde::decode_from_slice(bytes, standard.with_limit::<0x1000_0000>())
-            }
-            _ => bincode::serde::decode_from_slice(
-                bytes,
-                standard.with_limit::<{ u32::MAX as usize }>(),
-            ),
+        let decoded = if budget <= BUDGETS[0] {
+            bincode::serde::decode_from_slice(bytes, standard.with_limit::<{ BUDGETS[0] }>())
+        } else if budget <= BUDGETS[1] {
+            bincode::serde::decode_from_slice(bytes, standard.with_limit::<{ BUDGETS[1] }>())
+        } else if budget <= BUDGETS[2] {
+            bincode::serde::decode_from_slice(bytes, standard.with_limit::<{ BUDGETS[2] }>())
+        } else {
+            bincode::serde::decode_from_slice(bytes, standard.with_limit::<{ BUDGETS[3] }>())
         };
         let (value, read) = decoded
             .map_err(|e| Error::with_source(ErrorKind::Codec, "bincode decode failed", e))?;
