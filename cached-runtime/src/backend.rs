@@ -170,7 +170,11 @@ impl moka::Expiry<String, MemEntry> for MemExpiry {
 
 impl Backend {
     /// A lazily connecting, auto-reconnecting Redis connection. Fails only for a bad URL.
-    pub(crate) fn redis(url: &str, connect_timeout: Duration) -> Result<Self, Error> {
+    pub(crate) fn redis(
+        url: &str,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<Self, Error> {
         if url.starts_with("rediss://") && !cfg!(feature = "tls") {
             return Err(Error::config(format!(
                 "`{}` uses TLS: enable the `tls` feature of cached-runtime",
@@ -186,6 +190,7 @@ impl Backend {
         })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(response_timeout))
             // One attempt per (re)connection: while Redis is down each call should fail fast
             // into its body, not sit in a backoff loop. The next call tries again.
             .set_number_of_retries(0);

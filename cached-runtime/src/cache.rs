@@ -36,9 +36,10 @@ pub const DEFAULT_FILL_EVENT_MAX_VALUE: usize = 4096;
 /// Redis' own limit on a string value: see [`CacheBuilder::max_value_size`].
 const REDIS_MAX_VALUE: usize = 512 * 1024 * 1024;
 
-/// How much longer a write may take per byte of its value: 1 ms per 32 KiB, on top of
-/// `op_timeout` (a 16 MiB value gets 512 ms more).
-const WRITE_BYTES_PER_MS: usize = 32 * 1024;
+/// How much longer a write may take per byte of its value: 1 ms per 8 KiB (8 MB/s, a slow
+/// link), on top of `op_timeout` (a 16 MiB value gets 2 s more). A bound, not a wait: a
+/// healthy write ends as soon as Redis answers.
+const WRITE_BYTES_PER_MS: usize = 8 * 1024;
 
 /// Default namespace: see [`CacheBuilder::namespace`].
 pub const DEFAULT_NAMESPACE: &str = "cache";
@@ -252,7 +253,7 @@ impl CacheBuilder {
     ///
     /// Values of 256 KiB and more are decoded with `tokio::task::block_in_place` on a
     /// multi-thread runtime, so a large decode does not hold up the other tasks of its worker;
-    /// a write's timeout grows with its value's size (`op_timeout` plus 1 ms per 32 KiB).
+    /// a write's timeout grows with its value's size (`op_timeout` plus 1 ms per 8 KiB).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cached_runtime::Error> {
@@ -303,7 +304,13 @@ impl CacheBuilder {
         }
         let (backend, backend_name) = match &self.backend {
             BackendChoice::Redis(url) => (
-                Backend::redis(url, self.op_timeout.max(Duration::from_secs(1)))?,
+                Backend::redis(
+                    url,
+                    self.op_timeout.max(Duration::from_secs(1)),
+                    // The longest round trip the cache allows (a write of the largest value):
+                    // the cache bounds each round trip itself, redis-rs must not cut one short.
+                    write_timeout(self.op_timeout, self.max_value_size),
+                )?,
                 "redis",
             ),
             BackendChoice::Memory => (Backend::memory(self.memory_capacity), "memory"),
@@ -455,7 +462,7 @@ impl Cache {
     /// A write's bound: `op_timeout`, plus 1 ms per 32 KiB of value (sending a large value
     /// takes time of its own; a write that lands must not be counted as a failure).
     fn write_timeout(&self, bytes: usize) -> Duration {
-        self.inner.op_timeout + Duration::from_millis((bytes / WRITE_BYTES_PER_MS) as u64)
+        write_timeout(self.inner.op_timeout, bytes)
     }
 
     /// Deletes entries with their leases, announces it to other instances, and forgets local
@@ -696,6 +703,11 @@ impl Inner {
             pending.extend_from_slice(&keys[done..]);
         }
     }
+}
+
+/// The bound on a write of `bytes`: `op_timeout` plus 1 ms per [`WRITE_BYTES_PER_MS`].
+fn write_timeout(op_timeout: Duration, bytes: usize) -> Duration {
+    op_timeout + Duration::from_millis((bytes / WRITE_BYTES_PER_MS) as u64)
 }
 
 /// What a lease attempt got.
