@@ -1,5 +1,5 @@
-//! Issue #4: cached-runtime side by side with a hand-written cache-aside and the `cached` crate,
-//! against one `redis-server`, in one run. See BENCHMARKS.md.
+//! cached-runtime side by side with a hand-written cache-aside and the `cached` crate, against
+//! one `redis-server`, in one run. BENCHMARKS.md describes the method and holds the latest run.
 //!
 //! ```text
 //! cargo run --release -p benches                      # full run (several minutes)
@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Starts its own `redis-server` on a free loopback port (or uses `REDIS_URL`), prints a
-//! markdown table per scenario and the issue's targets as met or missed in this run. Progress
+//! markdown table per scenario and the product targets as met or missed in this run. Progress
 //! goes to stderr; the report to stdout (and to `--out FILE`).
 
 mod contenders;

@@ -1,6 +1,6 @@
 //! `--profile WHAT`: one contender's hot path in a loop, for `valgrind --tool=callgrind`
 //! (instruction counts are stable where timings on this machine are not) or `perf`. Not part of
-//! the report; see BENCHMARKS.md for how it was used.
+//! the report; BENCHMARKS.md ("Reproduce", "Findings") shows what each mode measures.
 //!
 //! ```text
 //! REDIS_URL=redis://127.0.0.1:6390/0 valgrind --tool=callgrind \

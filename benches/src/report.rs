@@ -29,7 +29,7 @@ impl Section {
     }
 }
 
-/// A target of the issue, evaluated on this run's numbers.
+/// A product target, evaluated on this run's numbers.
 pub(crate) struct Target {
     pub(crate) what: &'static str,
     pub(crate) measured: String,
@@ -83,7 +83,7 @@ impl Report {
         if !self.targets.is_empty() {
             let _ = writeln!(
                 out,
-                "\n### Targets (issue #4; ~1 KiB values; ratios within this run)\n"
+                "\n### Product targets (~1 KiB values; ratios within this run)\n"
             );
             let _ = writeln!(out, "| target | measured | result |");
             let _ = writeln!(out, "|---|---|---|");

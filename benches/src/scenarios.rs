@@ -1,7 +1,8 @@
-//! The five scenarios of issue #4. Every scenario interleaves the contenders inside each round
-//! (rotating their order from round to round), so that the machine's noise falls on all of
-//! them alike; ratios are taken within a round, against the hand-written contender of that
-//! round, and the median over rounds is reported with its min–max.
+//! The five scenarios: hit latency, throughput, miss, stampede, paused Redis. Every scenario
+//! interleaves the contenders inside each round (rotating their order from round to round), so
+//! that the machine's noise falls on all of them alike; ratios are taken within a round,
+//! against the hand-written contender of that round, and the median over rounds is reported
+//! with its min–max.
 
 use std::{
     collections::HashMap,
@@ -53,7 +54,7 @@ impl Env {
 
     pub(crate) fn pin_note(&self, cfg: &Config, pinned: bool) -> &'static str {
         if pinned {
-            "The bench (all threads) and redis-server pinned to CPU 0 with `taskset` for this scenario (see BENCHMARKS.md: unpinned, round trips on this VM are ~20 µs or ~100 µs by chance)."
+            "The bench (all threads) and redis-server pinned to CPU 0 with `taskset` for this scenario (unpinned, loopback round trips on a small shared VM can settle at ~20 µs or ~100 µs by chance: see BENCHMARKS.md, section Loopback latency)."
         } else if !cfg.pin {
             "Not pinned (`--no-pin`)."
         } else if self.server.is_none() {

@@ -48,7 +48,7 @@ pub(crate) const SIZES: [Size; 3] = [
     },
 ];
 
-/// The ~1 KiB size, which the targets are stated for.
+/// The ~1 KiB size, which the product targets are stated for.
 pub(crate) const TARGET_SIZE: u32 = 1024;
 
 fn build(id: u64, items: usize) -> Value {

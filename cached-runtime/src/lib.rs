@@ -1,7 +1,37 @@
 //! Declarative Redis caching for async Rust.
 //!
 //! Put `#[cache_aside]` on the read functions of a repository and `#[invalidates]` on its
-//! writes; they expand into one call into this crate, which does the work:
+//! writes; they expand into one call into this crate, which does the work. The README has
+//! every option.
+//!
+//! # Redis
+//!
+//! Build one [`Cache`] per process and share it (it is a cheap `Arc` clone):
+//!
+//! ```no_run
+//! use cached_runtime::Cache;
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), cached_runtime::Error> {
+//!     let cache = Cache::builder()
+//!         .redis("redis://127.0.0.1:6379/0") // rediss:// with the `tls` feature
+//!         .namespace("app")                  // keys are app:<key>
+//!         .build()
+//!         .await?;
+//!     cached_runtime::set_global(cache)?; // for annotations without `cache = ...`
+//!     Ok(())
+//! }
+//! ```
+//!
+//! [`CacheBuilder::build`] does not connect: it fails only for an invalid configuration and
+//! starts connecting in the background. A Redis that is down (at start-up or later) is not an
+//! error for anyone: calls run their bodies, each failure is logged and counted in
+//! [`Cache::stats`], and the connection is re-made automatically once Redis answers.
+//!
+//! # In memory
+//!
+//! The memory backend keeps entries in this process — for tests and single-instance
+//! services. The annotations are the same:
 //!
 //! ```
 //! use cached_runtime::{cache_aside, invalidates, Cache};
@@ -26,14 +56,16 @@
 //!         Ok(()) // the update
 //!     }
 //! }
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let users = Users { cache: Cache::builder().memory().namespace("app").build().await? };
-//! users.find(42).await?;           // miss: runs the body, stores app:user:42
-//! users.find(42).await?;           // hit: the body does not run
-//! users.rename(42, "Grace").await?; // deletes app:user:42
-//! assert_eq!(users.cache.stats().total.hits, 1);
-//! # Ok(()) }
+//!
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let users = Users { cache: Cache::builder().memory().namespace("app").build().await? };
+//!     users.find(42).await?;            // miss: runs the body, stores app:user:42
+//!     users.find(42).await?;            // hit: the body does not run
+//!     users.rename(42, "Grace").await?; // deletes app:user:42
+//!     assert_eq!(users.cache.stats().total.hits, 1);
+//!     Ok(())
+//! }
 //! ```
 //!
 //! The cache never breaks the application: a Redis error, a timeout (every round trip is
