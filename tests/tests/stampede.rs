@@ -494,15 +494,16 @@ async fn a_waiter_in_another_process_takes_a_small_value_from_the_fill_event() {
                 cache
             }
         };
+        // Shorter than the waiter's periodic lease check (500 ms), which reads again.
         let holder = Arc::new(Repo {
             cache: cache(limit).await,
             source: source.clone(),
-            load_time: Duration::from_millis(600),
+            load_time: Duration::from_millis(350),
         });
         let waiter = Arc::new(Repo {
             cache: cache(limit).await,
             source: source.clone(),
-            load_time: Duration::from_millis(600),
+            load_time: Duration::from_millis(350),
         });
         // Both subscribed to the event channel.
         while server.cmd::<Vec<(String, u64)>>(&["PUBSUB", "NUMSUB", "fill:__events"])[0].1 < 2 {
