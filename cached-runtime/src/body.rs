@@ -8,7 +8,7 @@ use std::future::Future;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::{Cache, aside, flight::Leader, stats::Site};
+use crate::{Cache, flight::Leader, load, stats::Site, value};
 
 /// A function body that [`cache_aside`](crate::__private::cache_aside) can run.
 ///
@@ -71,7 +71,19 @@ pub struct Job<R> {
     pub(crate) cache: Cache,
     pub(crate) key: String,
     pub(crate) site: &'static Site,
-    pub(crate) ops: aside::Ops<R>,
+    pub(crate) ops: value::Ops<R>,
+}
+
+impl<R> load::Call<'_, R> {
+    /// The call's context, owned, for a background task.
+    pub(crate) fn job(&self) -> Job<R> {
+        Job {
+            cache: self.cache.clone(),
+            key: self.key.to_owned(),
+            site: self.site,
+            ops: *self.ops,
+        }
+    }
 }
 
 /// What a background task does.
@@ -117,7 +129,7 @@ impl<R> std::fmt::Debug for Job<R> {
 
 async fn background<R, F: Future<Output = R>>(job: Job<R>, task: Task, load: F) -> Option<R> {
     let counters = job.cache.counters(job.site);
-    let call = aside::Call {
+    let call = load::Call {
         cache: &job.cache,
         site: job.site,
         key: &job.key,
@@ -126,10 +138,10 @@ async fn background<R, F: Future<Output = R>>(job: Job<R>, task: Task, load: F) 
     };
     match task {
         Task::Refresh(leader) => {
-            aside::refresh_under_lease(call, leader, load).await;
+            load::refresh_under_lease(call, leader, load).await;
             None
         }
-        Task::Load => Some(aside::load(call, load).await),
+        Task::Load => Some(load::load(call, load).await),
     }
 }
 

@@ -83,9 +83,11 @@ mod error;
 mod events;
 mod flight;
 mod key;
+mod load;
 mod nullish;
 mod reads;
 mod stats;
+mod value;
 
 pub use aside::AsCache;
 pub use cache::{

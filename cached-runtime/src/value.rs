@@ -1,0 +1,88 @@
+//! A return type's value as the load handles it without knowing the type: the serde work as
+//! function pointers ([`Ops`]), what it gives ([`Hit`], [`Encoded`]), and how a flight's
+//! waiters share a decoded value ([`Share`]).
+
+use std::{sync::Arc, time::Duration};
+
+use crate::{
+    cache::Ttls,
+    codec::{CodecKind, Meta},
+};
+
+/// How waiters of a flight take the leader's decoded value: a clone of it, type-erased.
+#[doc(hidden)]
+pub struct Share<R> {
+    pub(crate) wrap: fn(&R) -> Arc<dyn std::any::Any + Send + Sync>,
+    pub(crate) unwrap: fn(&(dyn std::any::Any + Send + Sync)) -> Option<R>,
+}
+
+impl<R> Clone for Share<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for Share<R> {}
+
+impl<R> std::fmt::Debug for Share<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Share")
+    }
+}
+
+/// The serde work for one return type, as plain function pointers: [`ops`] is where
+/// the `Serialize + DeserializeOwned` bounds are checked (the macros span it at the user's
+/// return type, so an unmet bound is reported there, once), and [`cache_aside`] needs none.
+///
+/// [`ops`]: crate::aside::ops
+/// [`cache_aside`]: crate::aside::cache_aside
+#[doc(hidden)]
+pub struct Ops<R> {
+    pub(crate) decode: DecodeFn<R>,
+    pub(crate) encode: fn(CodecKind, &R, Duration, Ttls) -> Option<Encoded>,
+    /// Whether a result is a failure (an `Err`), for `fail_safe`.
+    pub(crate) failed: fn(&R) -> bool,
+    pub(crate) share: Option<Share<R>>,
+}
+
+impl<R> Clone for Ops<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for Ops<R> {}
+
+impl<R> std::fmt::Debug for Ops<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ops").finish_non_exhaustive()
+    }
+}
+
+/// Decodes an entry: codec, bytes, the cache's `max_value_size`.
+pub(crate) type DecodeFn<R> = fn(CodecKind, &[u8], usize) -> Result<Hit<R>, crate::Error>;
+
+pub(crate) enum Hit<R> {
+    Value(R, Meta),
+    Null(R, Meta),
+}
+
+impl<R> Hit<R> {
+    pub(crate) fn into_parts(self) -> (R, Meta, bool) {
+        match self {
+            Hit::Value(r, meta) => (r, meta, false),
+            Hit::Null(r, meta) => (r, meta, true),
+        }
+    }
+}
+
+pub(crate) struct Encoded {
+    pub(crate) bytes: Result<Vec<u8>, crate::Error>,
+    pub(crate) ttl: Duration,
+}
+
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
