@@ -304,18 +304,23 @@ async fn small_hits_next_to_a_large_decode() {
     for id in 0..8 {
         repo.small(id).await;
     }
-    async fn small_hits(repo: Arc<Big>) -> Vec<Duration> {
+    /// Small hits, one after another, for `window`.
+    async fn small_hits(repo: Arc<Big>, window: Duration) -> Vec<Duration> {
         let mut times = Vec::new();
-        for i in 0..2000u32 {
+        let end = Instant::now() + window;
+        let mut i = 0u32;
+        while Instant::now() < end {
             let started = Instant::now();
             repo.small(i % 8).await;
             times.push(started.elapsed());
+            i = i.wrapping_add(1);
         }
         times.sort();
         times
     }
     let quantiles = |t: &[Duration]| (t[t.len() / 2], t[t.len() * 99 / 100], t[t.len() - 1]);
-    let alone = small_hits(repo.clone()).await;
+    let window = Duration::from_secs(1);
+    let alone = small_hits(repo.clone(), window).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let decoder = {
         let (repo, stop) = (repo.clone(), stop.clone());
@@ -329,7 +334,7 @@ async fn small_hits_next_to_a_large_decode() {
         })
     };
     let beside: Vec<_> = (0..4)
-        .map(|_| tokio::spawn(small_hits(repo.clone())))
+        .map(|_| tokio::spawn(small_hits(repo.clone(), window)))
         .collect();
     let mut next_to = Vec::new();
     for task in beside {
@@ -339,8 +344,10 @@ async fn small_hits_next_to_a_large_decode() {
     let decodes = decoder.await.unwrap();
     next_to.sort();
     println!(
-        "small hits alone (p50, p99, max): {:?}; next to {decodes} decodes of a {bytes}-byte value: {:?}",
+        "small hits alone ({} hits; p50, p99, max): {:?}; 4 tasks of small hits ({} hits) next to {decodes} decodes of a {bytes}-byte value: {:?}",
+        alone.len(),
         quantiles(&alone),
+        next_to.len(),
         quantiles(&next_to)
     );
     assert!(decodes > 0);
