@@ -76,11 +76,9 @@ fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.to_lowercase().chars().collect();
     // rows[i][j]: distance between a[..i] and b[..j].
     let mut rows = vec![vec![0; b.len() + 1]; a.len() + 1];
+    rows[0] = (0..=b.len()).collect();
     for (i, row) in rows.iter_mut().enumerate() {
         row[0] = i;
-    }
-    for j in 0..=b.len() {
-        rows[0][j] = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -433,8 +431,8 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
                 Expr::Lit(ExprLit {
                     lit: Lit::Bool(b), ..
                 }) => lock.set(&name, b.value, errors),
-                other => errors.push(
-                    other.span(),
+                other => errors.push_spanned(
+                    other,
                     "`lock` takes `true` (the default: one load per key at a time) or `false`",
                 ),
             },
@@ -517,8 +515,8 @@ fn string(value: &Expr, name: &str, example: &str, errors: &mut Errors) -> Optio
             lit: Lit::Str(s), ..
         }) => Some(s.clone()),
         other => {
-            errors.push(
-                other.span(),
+            errors.push_spanned(
+                other,
                 format!("`{name}` takes a string literal, e.g. `{example}`"),
             );
             None
@@ -528,17 +526,14 @@ fn string(value: &Expr, name: &str, example: &str, errors: &mut Errors) -> Optio
 
 fn string_list(value: &Expr, errors: &mut Errors) -> Option<Vec<LitStr>> {
     let Expr::Array(array) = value else {
-        errors.push(
-            value.span(),
+        errors.push_spanned(
+            value,
             "`keys` takes a list of string literals, e.g. `keys = [\"user:<id>\", \"users:all\"]`",
         );
         return None;
     };
     if array.elems.is_empty() {
-        errors.push(
-            array.span(),
-            "`keys` is empty; list at least one key template",
-        );
+        errors.push_spanned(array, "`keys` is empty; list at least one key template");
     }
     let mut out = Vec::new();
     for elem in &array.elems {
@@ -565,8 +560,8 @@ fn beta(value: &Expr, errors: &mut Errors) -> Option<syn::LitFloat> {
             Some(syn::LitFloat::new(&format!("{beta:?}"), value.span()))
         }
         Some(_) => {
-            errors.push(
-                value.span(),
+            errors.push_spanned(
+                value,
                 format!("`early_refresh` must be greater than 0 and at most 100; {fix}"),
             );
             None
@@ -579,8 +574,8 @@ fn beta(value: &Expr, errors: &mut Errors) -> Option<syn::LitFloat> {
                 Expr::Unary(_) => "a negative number",
                 _ => "not a number literal",
             };
-            errors.push(
-                value.span(),
+            errors.push_spanned(
+                value,
                 format!("`early_refresh` takes a number, got {what}; {fix}"),
             );
             None
@@ -653,7 +648,7 @@ fn positive_int(value: &Expr, name: &str, unit: &str, errors: &mut Errors) -> Op
         }
         _ => format!("`{name}` takes an integer literal ({unit}); {fix}"),
     };
-    errors.push(value.span(), msg);
+    errors.push_spanned(value, msg);
     None
 }
 
