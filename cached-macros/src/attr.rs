@@ -167,7 +167,7 @@ impl Unknown {
         if self.kind == Kind::Invalidates && Kind::CacheAside.options().contains(&n.as_str()) {
             return (
                 format!(
-                    "`{n}` is an option of #[cache_aside], not of #[invalidates], which deletes its keys; #[invalidates] takes: {list}"
+                    "`{n}` is an option of #[cache_aside], not #[invalidates] (which only deletes keys); valid options are: {list}"
                 ),
                 None,
             );
