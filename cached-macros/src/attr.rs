@@ -1,6 +1,7 @@
 //! Parsing the attribute's arguments into a typed model, collecting every error.
 
 use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
 use syn::{
     Expr, ExprLit, Ident, Lit, LitStr, Path, Token,
     ext::IdentExt,
@@ -51,15 +52,209 @@ impl Kind {
     }
 }
 
+/// How an option is written, for messages: `ttl = <seconds>`, e.g. `ttl = 600`.
+fn form(option: &str) -> Option<&'static str> {
+    Some(match option {
+        "key" => "`key = \"user:<id>\"`",
+        "keys" => "`keys = [\"user:<id>\", \"users:all\"]`",
+        "ttl" => "`ttl = <seconds>`, e.g. `ttl = 600`",
+        "null_ttl" => "`null_ttl = <seconds>`, e.g. `null_ttl = 30`",
+        "lock" => "`lock = false` (stampede protection is on by default)",
+        "stale" => "`stale = <seconds>`, e.g. `stale = 30`",
+        "early_refresh" => "`early_refresh = <beta>`, e.g. `early_refresh = 1.0`",
+        "fail_safe" => "`fail_safe = <seconds>`, e.g. `fail_safe = 3600`",
+        "timeout" => "`timeout = <milliseconds>`, e.g. `timeout = 250`",
+        "cache" => "`cache = <expression>`, e.g. `cache = self.cache`",
+        "crate" => "`crate = \"cached_runtime\"`",
+        _ => return None,
+    })
+}
+
+/// Optimal string alignment distance (Levenshtein plus swapping two neighbours), ignoring case.
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.to_lowercase().chars().collect();
+    let b: Vec<char> = b.to_lowercase().chars().collect();
+    // rows[i][j]: distance between a[..i] and b[..j].
+    let mut rows = vec![vec![0; b.len() + 1]; a.len() + 1];
+    rows[0] = (0..=b.len()).collect();
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut d = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d = d.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = d;
+        }
+    }
+    rows[a.len()][b.len()]
+}
+
+/// The option `written` most probably means, if one is close: a typo (at most one edit per
+/// three letters, as rustc's suggestions) or a word of it (`ttl_secs`, `null`).
+fn nearest<'a>(written: &str, options: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = written.to_lowercase();
+    let limit = written.chars().count().max(3) / 3;
+    options
+        .filter_map(|option| {
+            let d = distance(written, option);
+            let word = lower.starts_with(&format!("{option}_"))
+                || option.starts_with(&format!("{lower}_"));
+            if d <= limit {
+                Some((d, option))
+            } else if word {
+                Some((limit + 1, option))
+            } else {
+                None
+            }
+        })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, option)| option)
+}
+
+/// What to say about the unknown options of one attribute.
+struct Unknown {
+    kind: Kind,
+    /// Each unknown option and the option it probably means.
+    suggestions: Vec<(String, Option<&'static str>)>,
+    /// Required options neither written nor suggested for a typo.
+    missing: Vec<&'static str>,
+}
+
+impl Unknown {
+    fn new(kind: Kind, written: &[String]) -> Self {
+        let is_written = |o: &str| written.iter().any(|w| w == o);
+        let suggestions: Vec<(String, Option<&'static str>)> = written
+            .iter()
+            .filter(|w| !kind.options().contains(&w.as_str()))
+            .map(|w| {
+                // An option already written is not what a second spelling means.
+                let candidates = kind.options().iter().copied().filter(|o| !is_written(o));
+                (w.clone(), nearest(w, candidates))
+            })
+            .collect();
+        let covered = |o: &str| is_written(o) || suggestions.iter().any(|(_, s)| *s == Some(o));
+        let mut missing = Vec::new();
+        if !covered("key") && !covered("keys") {
+            missing.push("key");
+        }
+        if kind == Kind::CacheAside && !covered("ttl") {
+            missing.push("ttl");
+        }
+        Unknown {
+            kind,
+            suggestions,
+            missing,
+        }
+    }
+
+    /// The error for the unknown option `name`, and the option it is taken to mean (whose
+    /// "missing" error is then left out: the user wrote it, misspelled).
+    fn message(
+        &self,
+        name: &Ident,
+        value: Option<&Expr>,
+        claimed: &[&'static str],
+    ) -> (String, Option<&'static str>) {
+        let n = name.to_string();
+        let attr = self.kind.name();
+        let list = self.kind.options().join(", ");
+        if self.kind == Kind::Invalidates && Kind::CacheAside.options().contains(&n.as_str()) {
+            return (
+                format!(
+                    "`{n}` is an option of #[cache_aside], not #[invalidates] (which only deletes keys); valid options are: {list}"
+                ),
+                None,
+            );
+        }
+        let suggestion = self
+            .suggestions
+            .iter()
+            .find(|(w, _)| *w == n)
+            .and_then(|(_, s)| *s);
+        if let Some(option) = suggestion {
+            let form = form(option).expect("every option has a form");
+            return (
+                format!("unknown option `{n}` for #[{attr}]; did you mean `{option}`? ({form})"),
+                Some(option),
+            );
+        }
+        // Nothing close by name: it may still be a required option under another name
+        // (`expire = 60` for `ttl`), told apart by its value.
+        let is_string = matches!(
+            value,
+            Some(Expr::Lit(ExprLit {
+                lit: Lit::Str(_),
+                ..
+            }))
+        );
+        let meant = self
+            .missing
+            .iter()
+            .copied()
+            .filter(|o| !claimed.contains(o))
+            .find(|o| (*o == "key") == is_string);
+        let hint = match (meant, value) {
+            (Some("key"), Some(v)) => {
+                format!(
+                    "; if this is the key, write `key = {}`",
+                    v.to_token_stream()
+                )
+            }
+            (
+                Some("ttl"),
+                Some(
+                    v @ Expr::Lit(ExprLit {
+                        lit: Lit::Int(_), ..
+                    }),
+                ),
+            ) => format!(
+                "; if this is the TTL, write `ttl = {}` (seconds)",
+                v.to_token_stream()
+            ),
+            (Some(option), _) => format!(
+                "; if this is the missing `{option}`, write {}",
+                form(option).expect("every option has a form")
+            ),
+            (None, _) => String::new(),
+        };
+        (
+            format!("unknown option `{n}` for #[{attr}]; valid options are: {list}{hint}"),
+            meant,
+        )
+    }
+}
+
 /// One `name = value` argument.
 struct Arg {
     name: Ident,
     value: Expr,
 }
 
+/// One argument as written: `name = value`, or a bare `name` (an error, reported by `parse`,
+/// which knows the options).
+enum Item {
+    Arg(Arg),
+    Flag(Ident),
+}
+
+impl Item {
+    fn name(&self) -> &Ident {
+        match self {
+            Item::Arg(arg) => &arg.name,
+            Item::Flag(name) => name,
+        }
+    }
+}
+
 /// The argument list. A malformed argument is an error of its own; the others still count,
 /// so that one typo does not also report every other option as missing.
-struct ArgList(Vec<Result<Arg, syn::Error>>);
+struct ArgList(Vec<Item>);
 
 impl Parse for ArgList {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
@@ -68,19 +263,12 @@ impl Parse for ArgList {
             let name = Ident::parse_any(input)?;
             if input.peek(Token![=]) {
                 input.parse::<Token![=]>()?;
-                args.push(Ok(Arg {
+                args.push(Item::Arg(Arg {
                     name,
                     value: input.parse()?,
                 }));
             } else {
-                let hint = match name.to_string().as_str() {
-                    "lock" => "`lock = false` (stampede protection is on by default)".to_owned(),
-                    n => format!("`{n} = <value>`, e.g. `ttl = 600` or `key = \"user:<id>\"`"),
-                };
-                args.push(Err(syn::Error::new(
-                    name.span(),
-                    format!("expected {hint}"),
-                )));
+                args.push(Item::Flag(name));
                 // Skip to the next argument.
                 while !input.is_empty() && !input.peek(Token![,]) {
                     input.parse::<proc_macro2::TokenTree>()?;
@@ -167,30 +355,31 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
         }
     };
     // Options written at all, valid or not: a bad value is reported once, at the value, not
-    // again as "missing".
-    let mut seen = Vec::new();
+    // again as "missing". An unknown option counts as the one it was probably meant to be.
+    let mut seen: Vec<String> = list.iter().map(|item| item.name().to_string()).collect();
+    let unknown = Unknown::new(kind, &seen);
+    let mut claimed = Vec::new();
     let mut repeated_keys = Vec::new();
-    for arg in list {
-        let Arg { name, value } = match arg {
-            Ok(arg) => arg,
-            Err(e) => {
-                errors.add(e);
+    for item in list {
+        let n = item.name().to_string();
+        if !kind.options().contains(&n.as_str()) {
+            let value = match &item {
+                Item::Arg(arg) => Some(&arg.value),
+                Item::Flag(_) => None,
+            };
+            let (message, meant) = unknown.message(item.name(), value, &claimed);
+            errors.push(item.name().span(), message);
+            claimed.extend(meant);
+            continue;
+        }
+        let Arg { name, value } = match item {
+            Item::Arg(arg) => arg,
+            Item::Flag(name) => {
+                let form = form(&n).expect("every option has a form");
+                errors.push(name.span(), format!("expected {form}"));
                 continue;
             }
         };
-        let n = name.to_string();
-        seen.push(n.clone());
-        if !kind.options().contains(&n.as_str()) {
-            errors.push(
-                name.span(),
-                format!(
-                    "unknown option `{n}` for #[{}]; valid options are: {}",
-                    kind.name(),
-                    kind.options().join(", ")
-                ),
-            );
-            continue;
-        }
         match n.as_str() {
             "key" => {
                 if let Some(lit) = string(&value, "key", "key = \"user:<id>\"", errors) {
@@ -242,8 +431,8 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
                 Expr::Lit(ExprLit {
                     lit: Lit::Bool(b), ..
                 }) => lock.set(&name, b.value, errors),
-                other => errors.push(
-                    other.span(),
+                other => errors.push_spanned(
+                    other,
                     "`lock` takes `true` (the default: one load per key at a time) or `false`",
                 ),
             },
@@ -265,6 +454,7 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
     let mut all_keys: Vec<LitStr> = key.get().into_iter().collect();
     all_keys.extend(repeated_keys);
     all_keys.extend(keys.get().into_iter().flatten());
+    seen.extend(claimed.iter().map(|n| (*n).to_owned()));
     let given = |n: &str| seen.iter().any(|s| s == n);
     if all_keys.is_empty() && !given("key") && !given("keys") {
         errors.push(
@@ -302,7 +492,7 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
     {
         errors.push(
             t.span,
-            "`timeout` bounds a load only when a cached value can stand in for it: add `fail_safe = <secs>` (or `early_refresh`)",
+            "`timeout` (milliseconds a caller waits for a load) needs a cached value to stand in when it runs out: add `fail_safe = <seconds>`, e.g. `fail_safe = 3600`, or `early_refresh = 1.0`",
         );
     }
     Args {
@@ -325,8 +515,8 @@ fn string(value: &Expr, name: &str, example: &str, errors: &mut Errors) -> Optio
             lit: Lit::Str(s), ..
         }) => Some(s.clone()),
         other => {
-            errors.push(
-                other.span(),
+            errors.push_spanned(
+                other,
                 format!("`{name}` takes a string literal, e.g. `{example}`"),
             );
             None
@@ -336,17 +526,14 @@ fn string(value: &Expr, name: &str, example: &str, errors: &mut Errors) -> Optio
 
 fn string_list(value: &Expr, errors: &mut Errors) -> Option<Vec<LitStr>> {
     let Expr::Array(array) = value else {
-        errors.push(
-            value.span(),
+        errors.push_spanned(
+            value,
             "`keys` takes a list of string literals, e.g. `keys = [\"user:<id>\", \"users:all\"]`",
         );
         return None;
     };
     if array.elems.is_empty() {
-        errors.push(
-            array.span(),
-            "`keys` is empty; list at least one key template",
-        );
+        errors.push_spanned(array, "`keys` is empty; list at least one key template");
     }
     let mut out = Vec::new();
     for elem in &array.elems {
@@ -373,8 +560,8 @@ fn beta(value: &Expr, errors: &mut Errors) -> Option<syn::LitFloat> {
             Some(syn::LitFloat::new(&format!("{beta:?}"), value.span()))
         }
         Some(_) => {
-            errors.push(
-                value.span(),
+            errors.push_spanned(
+                value,
                 format!("`early_refresh` must be greater than 0 and at most 100; {fix}"),
             );
             None
@@ -387,8 +574,8 @@ fn beta(value: &Expr, errors: &mut Errors) -> Option<syn::LitFloat> {
                 Expr::Unary(_) => "a negative number",
                 _ => "not a number literal",
             };
-            errors.push(
-                value.span(),
+            errors.push_spanned(
+                value,
                 format!("`early_refresh` takes a number, got {what}; {fix}"),
             );
             None
@@ -411,7 +598,7 @@ fn positive_int(value: &Expr, name: &str, unit: &str, errors: &mut Errors) -> Op
         }) => {
             if !int.suffix().is_empty() && !matches!(int.suffix(), "u32" | "u64" | "usize") {
                 format!(
-                    "`{name}` is in seconds and takes no `{}` suffix; {fix}",
+                    "`{name}` is in {unit} and takes no `{}` suffix; {fix}",
                     int.suffix()
                 )
             } else {
@@ -426,14 +613,30 @@ fn positive_int(value: &Expr, name: &str, unit: &str, errors: &mut Errors) -> Op
                             span: value.span(),
                         });
                     }
-                    Err(_) => format!("`{name}` is too large; {fix}"),
+                    Err(_) => format!(
+                        "`{name}` of more than {} {unit} is too long; {fix}",
+                        u32::MAX
+                    ),
                 }
             }
         }
         Expr::Lit(ExprLit {
-            lit: Lit::Float(_), ..
+            lit: Lit::Float(float),
+            ..
         }) => {
-            format!("`{name}` takes whole seconds, not a float; {fix}")
+            // `timeout = 0.5` is most likely half a second.
+            let as_ms = float
+                .base10_parse::<f64>()
+                .ok()
+                .map(|secs| secs * 1000.0)
+                .filter(|ms| *ms >= 1.0 && *ms <= f64::from(u32::MAX) && ms.fract() == 0.0);
+            match as_ms {
+                Some(ms) if unit == "milliseconds" => format!(
+                    "`{name}` takes whole {unit}, not a float; for {} seconds, write `{name} = {ms}`",
+                    float.base10_digits()
+                ),
+                _ => format!("`{name}` takes whole {unit}, not a float; {fix}"),
+            }
         }
         Expr::Lit(ExprLit {
             lit: Lit::Str(_), ..
@@ -443,8 +646,37 @@ fn positive_int(value: &Expr, name: &str, unit: &str, errors: &mut Errors) -> Op
         Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => {
             format!("`{name}` cannot be negative; {fix}")
         }
-        _ => format!("`{name}` takes an integer literal; {fix}"),
+        _ => format!("`{name}` takes an integer literal ({unit}); {fix}"),
     };
-    errors.push(value.span(), msg);
+    errors.push_spanned(value, msg);
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Kind, nearest};
+
+    fn near(written: &str, kind: Kind) -> Option<&'static str> {
+        nearest(written, kind.options().iter().copied())
+    }
+
+    #[test]
+    fn suggests_close_options_only() {
+        assert_eq!(near("tll", Kind::CacheAside), Some("ttl"));
+        assert_eq!(near("TTL", Kind::CacheAside), Some("ttl"));
+        assert_eq!(near("nul_ttl", Kind::CacheAside), Some("null_ttl"));
+        assert_eq!(near("cahce", Kind::CacheAside), Some("cache"));
+        assert_eq!(near("timout", Kind::CacheAside), Some("timeout"));
+        assert_eq!(near("failsafe", Kind::CacheAside), Some("fail_safe"));
+        assert_eq!(
+            near("early_refesh", Kind::CacheAside),
+            Some("early_refresh")
+        );
+        assert_eq!(near("keys", Kind::CacheAside), Some("key"));
+        assert_eq!(near("ttl_secs", Kind::CacheAside), Some("ttl"));
+        assert_eq!(near("kyes", Kind::Invalidates), Some("keys"));
+        assert_eq!(near("expire", Kind::CacheAside), None);
+        assert_eq!(near("bogus", Kind::CacheAside), None);
+        assert_eq!(near("x", Kind::CacheAside), None);
+    }
 }

@@ -3,7 +3,7 @@
 //! caller to wait for it and a load that outlives `timeout` can finish.
 
 use proc_macro2::{Group, Ident, Spacing, TokenStream, TokenTree};
-use syn::{FnArg, Signature, Type, spanned::Spanned, visit::Visit};
+use syn::{FnArg, Signature, Type, visit::Visit};
 
 use crate::{attr::Args, errors::Errors};
 
@@ -33,8 +33,8 @@ pub(crate) fn check(sig: &Signature, option: &str, errors: &mut Errors) {
                 Type::Slice(_) => "`Vec<T>` or `Arc<[T]>` instead of `&[T]`".to_owned(),
                 _ => "`T` or `Arc<T>` instead of `&T`".to_owned(),
             };
-            self.errors.push(
-                r.span(),
+            self.errors.push_spanned(
+                r,
                 format!(
                     "with `{}`, the body runs in a background task that outlives the call, so it cannot borrow its arguments; take {owned}",
                     self.option
@@ -64,6 +64,18 @@ pub(crate) fn check(sig: &Signature, option: &str, errors: &mut Errors) {
 
 /// Every name the parameters bind (other than `self`), to be cloned into the body.
 pub(crate) fn bindings(sig: &Signature) -> Vec<Ident> {
+    typed(sig).flat_map(|pat| names(&pat.pat)).collect()
+}
+
+fn typed(sig: &Signature) -> impl Iterator<Item = &syn::PatType> {
+    sig.inputs.iter().filter_map(|input| match input {
+        FnArg::Typed(pat) => Some(pat),
+        FnArg::Receiver(_) => None,
+    })
+}
+
+/// The names a pattern binds.
+fn names(pat: &syn::Pat) -> Vec<Ident> {
     struct Names(Vec<Ident>);
     impl<'ast> Visit<'ast> for Names {
         fn visit_pat_ident(&mut self, i: &'ast syn::PatIdent) {
@@ -72,12 +84,30 @@ pub(crate) fn bindings(sig: &Signature) -> Vec<Ident> {
         }
     }
     let mut names = Names(Vec::new());
-    for input in &sig.inputs {
-        if let FnArg::Typed(pat) = input {
-            names.visit_pat(&pat.pat);
+    names.visit_pat(pat);
+    names.0
+}
+
+/// The names bound by the parameters whose types neither borrow nor name a lifetime: those
+/// that could be cloned into the task as they are.
+pub(crate) fn owned_bindings(sig: &Signature) -> Vec<Ident> {
+    struct Borrows(bool);
+    impl<'ast> Visit<'ast> for Borrows {
+        fn visit_type_reference(&mut self, _: &'ast syn::TypeReference) {
+            self.0 = true;
+        }
+        fn visit_lifetime(&mut self, _: &'ast syn::Lifetime) {
+            self.0 = true;
         }
     }
-    names.0
+    typed(sig)
+        .filter(|pat| {
+            let mut borrows = Borrows(false);
+            borrows.visit_type(&pat.ty);
+            !borrows.0
+        })
+        .flat_map(|pat| names(&pat.pat))
+        .collect()
 }
 
 /// The signature without `mut` on its bindings: the body, which may mutate them, gets clones,

@@ -12,10 +12,25 @@ impl Errors {
         self.add(syn::Error::new(span, message));
     }
 
+    /// An error covering all of `tokens` (`-5`, `&str`, `&mut self`), not only their first.
+    pub(crate) fn push_spanned(
+        &mut self,
+        tokens: impl quote::ToTokens,
+        message: impl std::fmt::Display,
+    ) {
+        self.add(syn::Error::new_spanned(tokens, message));
+    }
+
     pub(crate) fn add(&mut self, error: syn::Error) {
         match &mut self.errors {
             Some(all) => all.combine(error),
             None => self.errors = Some(error),
+        }
+    }
+
+    pub(crate) fn add_all(&mut self, other: Errors) {
+        if let Some(error) = other.errors {
+            self.add(error);
         }
     }
 

@@ -26,8 +26,11 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, input: TokenStream) -> Token
     let mut errors = Errors::default();
     let args = attr::parse(kind, args, &mut errors);
     let params = item::check(kind, &item, &mut errors);
+    // Kept apart: with only these, the function still gets the checks that its `self` and
+    // other arguments can be cloned into the task, so that a build reports both kinds.
+    let mut borrows = Errors::default();
     if let Some(option) = detach::reason(&args) {
-        detach::check(&item.sig, option, &mut errors);
+        detach::check(&item.sig, option, &mut borrows);
     }
     let templates: Vec<TokenStream> = args
         .keys
@@ -37,11 +40,16 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, input: TokenStream) -> Token
             segments(lit, &pieces, &item, &params, &mut errors)
         })
         .collect();
-    if !errors.is_empty() {
+    if !errors.is_empty() || !borrows.is_empty() {
         // The function as written, so that nothing else fails; parameters used only in the
         // key would look unused, which is not the problem to report.
         let mut out = quote!(#[allow(unused_variables)]);
-        out.extend(item.to_token_stream());
+        if errors.is_empty() {
+            out.extend(with_owned_checks(&item, &args.krate_path()));
+        } else {
+            out.extend(item.to_token_stream());
+        }
+        errors.add_all(borrows);
         out.extend(errors.into_compile_errors());
         return out;
     }
@@ -155,6 +163,47 @@ fn placeholder(
     Some(quote_spanned!(span=> &#root #(.#fields)*))
 }
 
+/// The receiver's span and the type it refers to (`Self` for `&self`, `X` for `self: &X`),
+/// named in the clone so that an error is about that type, not about borrowing `self`.
+fn receiver(sig: &syn::Signature) -> Option<(Span, Type)> {
+    sig.receiver().map(|r| {
+        let referent: Type = match &*r.ty {
+            Type::Reference(reference) => (*reference.elem).clone(),
+            _ => parse_quote!(Self),
+        };
+        (r.self_token.span, referent)
+    })
+}
+
+/// The function as written, its body preceded by the clones a background task would take of
+/// `self` and of each argument that does not borrow (those that do are reported already), so
+/// that a missing `Clone` is reported in the same build.
+fn with_owned_checks(item: &ItemFn, krate: &Path) -> TokenStream {
+    let Body::Block {
+        brace,
+        tokens: body,
+    } = &item.body
+    else {
+        return item.to_token_stream();
+    };
+    let mut checks = TokenStream::new();
+    if let Some((span, referent)) = receiver(&item.sig) {
+        checks.extend(quote_spanned!(span=> let _ = #krate::__private::owned::<#referent>(self);));
+    }
+    for name in detach::owned_bindings(&item.sig) {
+        checks.extend(quote_spanned!(name.span()=> let _ = #krate::__private::owned(&#name);));
+    }
+    let ItemFn {
+        attrs, vis, sig, ..
+    } = item;
+    let mut block = TokenStream::new();
+    brace.surround(&mut block, |t| {
+        checks.to_tokens(t);
+        body.to_tokens(t);
+    });
+    quote!(#(#attrs)* #vis #sig #block)
+}
+
 /// `Detached(|| { let id = owned(&id); async move { ... } })`: a maker of the body as an
 /// owned future, holding clones of `self` (reached through `__self`) and of the arguments.
 fn detached(
@@ -166,15 +215,7 @@ fn detached(
 ) -> TokenStream {
     let ret_value = Ident::new("__ret", Span::mixed_site());
     let this = Ident::new("__this", Span::mixed_site());
-    // The receiver's span and the type it refers to (`Self` for `&self`, `X` for `self: &X`),
-    // named in the clone so that an error is about that type, not about borrowing `self`.
-    let receiver = sig.receiver().map(|r| {
-        let referent: Type = match &*r.ty {
-            Type::Reference(reference) => (*reference.elem).clone(),
-            _ => parse_quote!(Self),
-        };
-        (r.self_token.span, referent)
-    });
+    let receiver = receiver(sig);
     let mut block = TokenStream::new();
     let body = match receiver {
         Some(_) => detach::rename_self(body.clone(), "__self"),

@@ -5,7 +5,6 @@ use quote::ToTokens;
 use syn::{
     Attribute, FnArg, Pat, ReturnType, Signature, Token, Type, Visibility, braced,
     parse::{Parse, ParseStream},
-    spanned::Spanned,
     token::Brace,
 };
 
@@ -109,15 +108,15 @@ pub(crate) fn check(kind: Kind, item: &ItemFn, errors: &mut Errors) -> Vec<(Stri
                 if recv.mutability.is_some() && recv.reference.is_some()
                     || matches!(&*recv.ty, Type::Reference(r) if r.mutability.is_some())
                 {
-                    errors.push(
-                        recv.span(),
+                    errors.push_spanned(
+                        recv,
                         format!(
                             "#[{attr}] methods take `&self`, not `&mut self`: a cached method must not need exclusive access (keep mutable state behind a lock)"
                         ),
                     );
                 } else if !(by_ref_shared || typed_ref) {
-                    errors.push(
-                        recv.span(),
+                    errors.push_spanned(
+                        recv,
                         format!(
                             "#[{attr}] methods take `&self`, not `self` by value; write `&self`"
                         ),
@@ -178,18 +177,15 @@ fn check_return(output: &ReturnType, sig: &Signature, errors: &mut Errors) {
         _ => None,
     };
     if let Some(problem) = problem {
-        errors.push(
-            ty.span(),
-            format!("cannot cache this return type: {problem}"),
-        );
+        errors.push_spanned(ty, format!("cannot cache this return type: {problem}"));
         return;
     }
     // References anywhere in the type cannot come back out of the cache.
     struct Refs<'a>(&'a mut Errors);
     impl<'ast> syn::visit::Visit<'ast> for Refs<'_> {
         fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {
-            self.0.push(
-                r.span(),
+            self.0.push_spanned(
+                r,
                 "cannot cache this return type: a cached value is decoded into a new owned value, so it cannot hold references; return an owned type (`String` for `&str`, `Vec<T>` for `&[T]`)",
             );
         }
