@@ -7,9 +7,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
-use crate::Error;
+use crate::{
+    Error,
+    connect::{self, TlsOptions},
+};
 
 /// Raw bytes of an entry, owned (from Redis) or shared (from memory).
 #[derive(Debug)]
@@ -133,38 +136,16 @@ impl moka::Expiry<String, MemEntry> for MemExpiry {
 }
 
 impl Backend {
-    /// A lazily connecting, auto-reconnecting Redis connection. Fails only for a bad URL.
-    pub(crate) fn redis(url: &str, connect_timeout: Duration) -> Result<Self, Error> {
-        if url.starts_with("rediss://") && !cfg!(feature = "tls") {
-            return Err(Error::config(format!(
-                "`{}` uses TLS: enable the `tls` feature of cached-runtime",
-                redact(url)
-            )));
-        }
-        let client = redis::Client::open(url).map_err(|e| {
-            Error::with_source(
-                crate::ErrorKind::InvalidConfig,
-                format!("invalid Redis URL `{}`", redact(url)),
-                e,
-            )
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(connect_timeout))
-            // One attempt per (re)connection: while Redis is down each call should fail fast
-            // into its body, not sit in a backoff loop. The next call tries again.
-            .set_number_of_retries(0);
-        let redis_client = client.clone();
-        let manager = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
-            Error::with_source(
-                crate::ErrorKind::InvalidConfig,
-                "cannot create the Redis connection manager",
-                e,
-            )
-        })?;
-        Ok(Backend::Redis {
-            conn: manager,
-            client: redis_client,
-        })
+    /// A lazily connecting, auto-reconnecting Redis connection (see `connect.rs`). Fails only
+    /// for a bad URL or TLS configuration.
+    pub(crate) fn redis(
+        url: &str,
+        tls: &TlsOptions,
+        connect_timeout: Duration,
+    ) -> Result<Self, Error> {
+        let client = connect::client(url, tls)?;
+        let conn = connect::manager(client.clone(), connect_timeout)?;
+        Ok(Backend::Redis { conn, client })
     }
 
     pub(crate) fn memory(max_entries: u64) -> Self {
@@ -370,37 +351,5 @@ impl Backend {
             Backend::Redis { client, .. } => Some(client),
             Backend::Memory(_) => None,
         }
-    }
-}
-
-/// The URL with any password replaced, for messages.
-pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &creds[..colon],
-                    &url[at..]
-                ),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            super::redact("redis://u:secret@h:1/0"),
-            "redis://u:***@h:1/0"
-        );
-        assert_eq!(super::redact("redis://:secret@h"), "redis://:***@h");
-        assert_eq!(super::redact("redis://h:6379"), "redis://h:6379");
     }
 }

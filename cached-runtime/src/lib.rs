@@ -47,6 +47,7 @@ mod body;
 mod breaker;
 mod cache;
 mod codec;
+mod connect;
 mod error;
 mod events;
 mod flight;
