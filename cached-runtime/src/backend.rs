@@ -45,7 +45,8 @@ impl Deref for Raw {
 pub(crate) enum Backend {
     Redis {
         conn: ConnectionManager,
-        client: redis::Client,
+        /// Boxed: with TLS parameters a client is several hundred bytes.
+        client: Box<redis::Client>,
     },
     Memory(Arc<Memory>),
 }
@@ -145,7 +146,10 @@ impl Backend {
     ) -> Result<Self, Error> {
         let client = connect::client(url, tls)?;
         let conn = connect::manager(client.clone(), connect_timeout)?;
-        Ok(Backend::Redis { conn, client })
+        Ok(Backend::Redis {
+            conn,
+            client: Box::new(client),
+        })
     }
 
     pub(crate) fn memory(max_entries: u64) -> Self {
@@ -348,7 +352,7 @@ impl Backend {
     /// The client, for the pub/sub listener (Redis only).
     pub(crate) fn client(&self) -> Option<&redis::Client> {
         match self {
-            Backend::Redis { client, .. } => Some(client),
+            Backend::Redis { client, .. } => Some(client.as_ref()),
             Backend::Memory(_) => None,
         }
     }
