@@ -258,8 +258,9 @@ impl CacheBuilder {
     /// Trust only the CA certificate(s) in `pem` (PEM, one or more `BEGIN CERTIFICATE`
     /// blocks) for the server's certificate of a `rediss://` URL, instead of the built-in
     /// webpki (Mozilla) roots: for a Redis whose certificate a private CA signed. Invalid PEM
-    /// makes [`build`](Self::build) fail; so does this option with a plain `redis://` URL.
-    /// Only with the `tls` feature.
+    /// makes [`build`](Self::build) fail; so does this option with a plain `redis://` URL (the
+    /// memory backend ignores it; `#insecure` in the URL overrides it). Only with the `tls`
+    /// feature.
     ///
     /// ```no_run
     /// # #[tokio::main(flavor = "current_thread")]
@@ -282,8 +283,8 @@ impl CacheBuilder {
     /// Mutual TLS: present the client certificate (chain) `cert_pem` and its private key
     /// `key_pem` (PEM: PKCS#8, PKCS#1 or SEC1) to a `rediss://` server that requires one
     /// (`tls-auth-clients yes`). Invalid PEM, or a key that does not match the certificate,
-    /// makes [`build`](Self::build) fail; so does this option with a plain `redis://` URL. The
-    /// key is never printed (the builder's `Debug` shows `<redacted>`). Only with the `tls`
+    /// makes [`build`](Self::build) fail; so does this option with a plain `redis://` URL (the
+    /// memory backend ignores it). The key is never printed (the builder's `Debug` shows `<redacted>`). Only with the `tls`
     /// feature.
     ///
     /// ```no_run
