@@ -7,9 +7,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
-use crate::Error;
+use crate::{
+    Error,
+    connect::{self, TlsOptions},
+};
 
 /// Raw bytes of an entry, owned (from Redis) or shared (from memory).
 #[derive(Debug)]
@@ -42,7 +45,8 @@ impl Deref for Raw {
 pub(crate) enum Backend {
     Redis {
         conn: ConnectionManager,
-        client: redis::Client,
+        /// Boxed: with TLS parameters a client is several hundred bytes.
+        client: Box<redis::Client>,
     },
     Memory(Arc<Memory>),
 }
@@ -169,42 +173,20 @@ impl moka::Expiry<String, MemEntry> for MemExpiry {
 }
 
 impl Backend {
-    /// A lazily connecting, auto-reconnecting Redis connection. Fails only for a bad URL.
+    /// A lazily connecting, auto-reconnecting Redis connection (see `connect.rs`). Fails only
+    /// for a bad URL or TLS configuration. `response_timeout`: redis-rs's own bound on a round
+    /// trip, the longest the cache allows (it bounds each round trip itself).
     pub(crate) fn redis(
         url: &str,
+        tls: &TlsOptions,
         connect_timeout: Duration,
         response_timeout: Duration,
     ) -> Result<Self, Error> {
-        if url.starts_with("rediss://") && !cfg!(feature = "tls") {
-            return Err(Error::config(format!(
-                "`{}` uses TLS: enable the `tls` feature of cached-runtime",
-                redact(url)
-            )));
-        }
-        let client = redis::Client::open(url).map_err(|e| {
-            Error::with_source(
-                crate::ErrorKind::InvalidConfig,
-                format!("invalid Redis URL `{}`", redact(url)),
-                e,
-            )
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(connect_timeout))
-            .set_response_timeout(Some(response_timeout))
-            // One attempt per (re)connection: while Redis is down each call should fail fast
-            // into its body, not sit in a backoff loop. The next call tries again.
-            .set_number_of_retries(0);
-        let redis_client = client.clone();
-        let manager = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
-            Error::with_source(
-                crate::ErrorKind::InvalidConfig,
-                "cannot create the Redis connection manager",
-                e,
-            )
-        })?;
+        let client = connect::client(url, tls)?;
+        let conn = connect::manager(client.clone(), connect_timeout, response_timeout)?;
         Ok(Backend::Redis {
-            conn: manager,
-            client: redis_client,
+            conn,
+            client: Box::new(client),
         })
     }
 
@@ -419,40 +401,8 @@ impl Backend {
     /// The client, for the pub/sub listener (Redis only).
     pub(crate) fn client(&self) -> Option<&redis::Client> {
         match self {
-            Backend::Redis { client, .. } => Some(client),
+            Backend::Redis { client, .. } => Some(client.as_ref()),
             Backend::Memory(_) => None,
         }
-    }
-}
-
-/// The URL with any password replaced, for messages.
-pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &creds[..colon],
-                    &url[at..]
-                ),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            super::redact("redis://u:secret@h:1/0"),
-            "redis://u:***@h:1/0"
-        );
-        assert_eq!(super::redact("redis://:secret@h"), "redis://:***@h");
-        assert_eq!(super::redact("redis://h:6379"), "redis://h:6379");
     }
 }

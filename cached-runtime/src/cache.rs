@@ -17,6 +17,7 @@ use crate::{
     backend::{Backend, Lease, Raw},
     breaker::Breaker,
     codec::{CodecKind, DEFAULT_MAX_VALUE_SIZE, HEADER_LEN},
+    connect::{self, TlsOptions},
     events,
     flight::{Flights, Waiters},
     key::{self, KeyPart},
@@ -113,10 +114,22 @@ impl fmt::Debug for Cache {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum BackendChoice {
     Redis(String),
     Memory,
+}
+
+/// Shows the URL with its user info redacted: a builder may be logged.
+impl fmt::Debug for BackendChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendChoice::Redis(url) => {
+                f.debug_tuple("Redis").field(&connect::redact(url)).finish()
+            }
+            BackendChoice::Memory => f.write_str("Memory"),
+        }
+    }
 }
 
 /// Configures a [`Cache`]; made by [`Cache::builder`].
@@ -134,6 +147,7 @@ pub struct CacheBuilder {
     lock_ttl: Duration,
     fill_event_max: usize,
     max_value_size: usize,
+    tls: TlsOptions,
 }
 
 impl Default for CacheBuilder {
@@ -150,6 +164,7 @@ impl Default for CacheBuilder {
             lock_ttl: DEFAULT_LOCK_TTL,
             fill_event_max: DEFAULT_FILL_EVENT_MAX_VALUE,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -158,6 +173,17 @@ impl CacheBuilder {
     /// Store entries in Redis at `url`: `redis://[user[:password]@]host[:port][/db]`, or
     /// `rediss://…` with the `tls` feature. The connection is made lazily and re-made
     /// automatically after a failure; a Redis that is down at start-up is not an error.
+    ///
+    /// TLS (`tls` feature): rustls with its `ring` crypto provider, which is installed as the
+    /// process-wide rustls default unless the application installed one before `build()`. The
+    /// server's certificate is checked against the built-in webpki (Mozilla) roots, or the CA
+    /// given to [`tls_root_ca`](Self::tls_root_ca); [`tls_client_auth`](Self::tls_client_auth)
+    /// adds a client certificate. `rediss://host:port/0#insecure` accepts any server
+    /// certificate (development only: a warning is logged at `build()`). A failed handshake is
+    /// a Redis error like any other: the call runs its body.
+    ///
+    /// The URL's user info is never shown: the builder's `Debug`, errors and log lines print
+    /// `redis://***@host:port/db`.
     pub fn redis(mut self, url: impl Into<String>) -> Self {
         self.backend = BackendChoice::Redis(url.into());
         self
@@ -268,6 +294,64 @@ impl CacheBuilder {
         self
     }
 
+    /// Trust only the CA certificate(s) in `pem` (PEM, one or more `BEGIN CERTIFICATE`
+    /// blocks) for the server's certificate of a `rediss://` URL, instead of the built-in
+    /// webpki (Mozilla) roots: for a Redis whose certificate a private CA signed. Invalid PEM
+    /// makes [`build`](Self::build) fail; so does this option with a plain `redis://` URL (the
+    /// memory backend ignores it; `#insecure` in the URL overrides it). Only with the `tls`
+    /// feature.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cache = cached_runtime::Cache::builder()
+    ///     .redis("rediss://redis.internal:6380/0")
+    ///     .tls_root_ca(std::fs::read("/etc/redis/ca.pem")?)
+    ///     .build()
+    ///     .await?;
+    /// cache.ping().await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_root_ca(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.root_ca = Some(pem.into());
+        self
+    }
+
+    /// Mutual TLS: present the client certificate (chain) `cert_pem` and its private key
+    /// `key_pem` (PEM: PKCS#8, PKCS#1 or SEC1) to a `rediss://` server that requires one
+    /// (`tls-auth-clients yes`). Invalid PEM, or a key that does not match the certificate,
+    /// makes [`build`](Self::build) fail; so does this option with a plain `redis://` URL (the
+    /// memory backend ignores it). The key is never printed (the builder's `Debug` shows `<redacted>`). Only with the `tls`
+    /// feature.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cache = cached_runtime::Cache::builder()
+    ///     .redis("rediss://redis.internal:6380/0")
+    ///     .tls_root_ca(std::fs::read("/etc/redis/ca.pem")?)
+    ///     .tls_client_auth(
+    ///         std::fs::read("/etc/app/client.pem")?,
+    ///         std::fs::read("/etc/app/client.key")?,
+    ///     )
+    ///     .build()
+    ///     .await?;
+    /// cache.ping().await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_client_auth(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls.client_auth = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
     /// Checks the configuration and makes the cache. Fails only for invalid configuration;
     /// must be called inside a Tokio runtime.
     pub async fn build(self) -> Result<Cache, Error> {
@@ -306,6 +390,7 @@ impl CacheBuilder {
             BackendChoice::Redis(url) => (
                 Backend::redis(
                     url,
+                    &self.tls,
                     self.op_timeout.max(Duration::from_secs(1)),
                     // The longest round trip the cache allows (a write of the largest value):
                     // the cache bounds each round trip itself, redis-rs must not cut one short.

@@ -79,6 +79,7 @@ mod body;
 mod breaker;
 mod cache;
 mod codec;
+mod connect;
 mod error;
 mod events;
 mod flight;

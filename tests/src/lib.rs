@@ -5,6 +5,9 @@
 //! Everything here talks to a real server; nothing is mocked. All helpers are safe to use from
 //! tests running in parallel, on threads of one process or across processes.
 
+mod tls;
+pub use tls::{ClientAuth, Pki, TlsRedisServer};
+
 use std::{
     fmt::Write as _,
     fs::{self, File, OpenOptions},
@@ -392,6 +395,11 @@ fn make_temp_dir() -> PathBuf {
 /// Starts `redis-server` on `port` in `dir` and waits until that very process answers `PING`.
 /// On failure the process is killed and reaped.
 fn start(port: u16, dir: &Path) -> Result<Child, StartError> {
+    start_with(port, dir, &[])
+}
+
+/// [`start`], with `extra` arguments for `redis-server` (TLS ports and files).
+fn start_with(port: u16, dir: &Path, extra: &[String]) -> Result<Child, StartError> {
     let log_path = dir.join("redis.log");
     let log = OpenOptions::new()
         .create(true)
@@ -408,6 +416,7 @@ fn start(port: u16, dir: &Path) -> Result<Child, StartError> {
         .arg("--dir")
         .arg(dir)
         .args(["--daemonize", "no"])
+        .args(extra)
         // A preloaded allocator (the bench's jemalloc runs) is the caller's, not the server's.
         .env_remove("LD_PRELOAD")
         .stdin(Stdio::null())
