@@ -19,7 +19,7 @@ use std::{
     fmt::Debug,
 };
 
-use cached_runtime::{CodecKind, __private::wire};
+use cached_runtime::{__private::wire, CodecKind};
 use cap::Cap;
 use libfuzzer_sys::fuzz_target;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};

@@ -15,7 +15,7 @@ use std::{
     sync::LazyLock,
 };
 
-use cached_runtime::{Cache, CodecKind, KeyPart, MAX_KEY_LEN, __private::wire};
+use cached_runtime::{__private::wire, Cache, CodecKind, KeyPart, MAX_KEY_LEN};
 use proptest::{prelude::*, test_runner::Config};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -112,9 +112,36 @@ fn unescape(segment: &str) -> Option<String> {
 fn tricky_string() -> impl Strategy<Value = String> {
     prop::collection::vec(
         prop::sample::select(vec![
-            'a', 'b', ':', '%', '3', 'A', '2', '5', 'h', '{', '}', '*', '?', '[', ']', '\\', '#',
-            ' ', '\t', '\n', '\0', '\x7f', '\u{a0}', '\u{85}', '\u{2028}', '\u{3000}', 'é',
-            '日', '\u{1F600}', '\u{200b}',
+            'a',
+            'b',
+            ':',
+            '%',
+            '3',
+            'A',
+            '2',
+            '5',
+            'h',
+            '{',
+            '}',
+            '*',
+            '?',
+            '[',
+            ']',
+            '\\',
+            '#',
+            ' ',
+            '\t',
+            '\n',
+            '\0',
+            '\x7f',
+            '\u{a0}',
+            '\u{85}',
+            '\u{2028}',
+            '\u{3000}',
+            'é',
+            '日',
+            '\u{1F600}',
+            '\u{200b}',
         ]),
         0..8,
     )
@@ -299,7 +326,11 @@ fn profile() -> impl Strategy<Value = Profile> {
         any::<String>(),
         prop::collection::vec(any::<String>(), 0..4),
         any::<Option<String>>(),
-        prop::collection::hash_map(any::<String>(), prop::collection::vec(any::<u8>(), 0..8), 0..4),
+        prop::collection::hash_map(
+            any::<String>(),
+            prop::collection::vec(any::<u8>(), 0..8),
+            0..4,
+        ),
         prop::collection::btree_map(any::<u32>(), any::<i64>(), 0..4),
         kind(),
         any::<char>(),
@@ -411,7 +442,12 @@ enum Mutation {
     HeaderThen(Vec<u8>),
     /// A valid header, then a bincode varint length (`0xFB` u16, `0xFC` u32, `0xFD` u64,
     /// `0xFE` u128) of the given value, repeated (for nested containers), then random bytes.
-    HugeLength { marker: u8, len: u64, repeat: usize, tail: Vec<u8> },
+    HugeLength {
+        marker: u8,
+        len: u64,
+        repeat: usize,
+        tail: Vec<u8>,
+    },
     Random(Vec<u8>),
 }
 
