@@ -87,13 +87,13 @@ impl Bincode {
     fn decode_within<T: DeserializeOwned>(self, bytes: &[u8], budget: usize) -> Result<T, Error> {
         let standard = bincode::config::standard();
         let decoded = if budget <= BUDGETS[0] {
-            bincode::serde::decode_from_slice(bytes, standard.with_limit::<{ BUDGETS[0] }>())
+            decode_bounded(bytes, standard.with_limit::<{ BUDGETS[0] }>())
         } else if budget <= BUDGETS[1] {
-            bincode::serde::decode_from_slice(bytes, standard.with_limit::<{ BUDGETS[1] }>())
+            decode_bounded(bytes, standard.with_limit::<{ BUDGETS[1] }>())
         } else if budget <= BUDGETS[2] {
-            bincode::serde::decode_from_slice(bytes, standard.with_limit::<{ BUDGETS[2] }>())
+            decode_bounded(bytes, standard.with_limit::<{ BUDGETS[2] }>())
         } else {
-            bincode::serde::decode_from_slice(bytes, standard.with_limit::<{ BUDGETS[3] }>())
+            decode_bounded(bytes, standard.with_limit::<{ BUDGETS[3] }>())
         };
         let (value, read) = decoded
             .map_err(|e| Error::with_source(ErrorKind::Codec, "bincode decode failed", e))?;
@@ -104,6 +104,47 @@ impl Bincode {
             ));
         }
         Ok(value)
+    }
+}
+
+/// Decodes one value from `bytes`: bincode checks every string's and byte buffer's length
+/// against the config's limit before allocating, and [`bounded`](crate::bounded) keeps a
+/// sequence's or map's length prefix from pre-allocating past the input's size. Returns the
+/// value and how many bytes it took.
+fn decode_bounded<T: DeserializeOwned, C: bincode::config::Config>(
+    bytes: &[u8],
+    config: C,
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    let mut input = Input(bytes);
+    let mut decoder = bincode::serde::OwnedSerdeDecoder::from_reader(&mut input, config);
+    let value = crate::bounded::deserialize(decoder.as_deserializer(), bytes.len())?;
+    Ok((value, bytes.len() - input.0.len()))
+}
+
+/// What is left of a slice being decoded.
+struct Input<'a>(&'a [u8]);
+
+impl bincode::de::read::Reader for Input<'_> {
+    #[inline]
+    fn read(&mut self, out: &mut [u8]) -> Result<(), bincode::error::DecodeError> {
+        match self.0.split_at_checked(out.len()) {
+            Some((head, rest)) => {
+                out.copy_from_slice(head);
+                self.0 = rest;
+                Ok(())
+            }
+            None => Err(bincode::error::DecodeError::Other("value ends early")),
+        }
+    }
+
+    #[inline]
+    fn peek_read(&mut self, n: usize) -> Option<&[u8]> {
+        self.0.get(..n)
+    }
+
+    #[inline]
+    fn consume(&mut self, n: usize) {
+        self.0 = self.0.get(n..).unwrap_or_default();
     }
 }
 

@@ -76,6 +76,7 @@
 mod aside;
 mod backend;
 mod body;
+mod bounded;
 mod breaker;
 mod cache;
 mod codec;

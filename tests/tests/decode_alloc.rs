@@ -119,17 +119,18 @@ proptest! {
             decode_capped::<Vec<u8>>(codec, &bytes);
             decode_capped::<Vec<u64>>(codec, &bytes);
             decode_capped::<Flat>(codec, &bytes);
+            decode_capped::<HashMap<String, Vec<u8>>>(codec, &bytes);
+            decode_capped::<Vec<Vec<Vec<u64>>>>(codec, &bytes);
         }
     }
 }
 
-/// A map length prefix is not checked against the budget: serde preallocates the map for up
-/// to 1 MiB of entries (for `(String, Vec<u8>)`, hashbrown rounds that up to 32 768 buckets,
-/// about 1.6 MiB), and then the first key's length claims the whole 1 MiB budget on top.
-/// 26 bytes allocate about 2.5 MiB (1 605 648 + 1 048 512 bytes) for a 4 KiB `max_value_size`
-/// (bound: 2 MiB + 64 KiB).
+/// A map's length prefix does not make the decoder pre-allocate for it: serde would reserve
+/// up to 1 MiB of entries from the length (for `(String, Vec<u8>)`, hashbrown rounds that up to
+/// 32 768 buckets, about 1.6 MiB), and the first key's length claims the whole 1 MiB budget on
+/// top: 26 bytes would allocate about 2.5 MiB for a 4 KiB `max_value_size` (bound: 2 MiB +
+/// 64 KiB). The decoder caps every container's size hint at the input's length.
 #[test]
-#[ignore = "decoding a HashMap<String, Vec<u8>> from 26 bytes allocates ~2.5 MiB, past 2 x the 1 MiB decode budget: map length prefixes are not claimed against the budget"]
 fn map_length_prefix_counts_against_the_budget() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut bytes = header(CodecKind::Bincode);
@@ -139,11 +140,10 @@ fn map_length_prefix_counts_against_the_budget() {
     decode_capped::<HashMap<String, Vec<u8>>>(CodecKind::Bincode, &bytes);
 }
 
-/// A sequence length prefix is not checked against the budget either: each level of a nested
-/// vector preallocates up to 1 MiB (serde's cap, independent of `max_value_size`) before any
-/// element is read, so 43 bytes allocate about 3 MiB (3 145 696 bytes) for a three-level `Vec`.
+/// Nor does a sequence's: each level of a nested vector would pre-allocate up to 1 MiB
+/// (serde's cap, independent of `max_value_size`) before any element is read, so 43 bytes
+/// would allocate about 3 MiB (3 145 696 bytes) for a three-level `Vec`.
 #[test]
-#[ignore = "decoding a Vec<Vec<Vec<u64>>> from 43 bytes allocates ~3 MiB, past 2 x the 1 MiB decode budget: sequence length prefixes are not claimed against the budget"]
 fn nested_sequence_length_prefixes_count_against_the_budget() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut bytes = header(CodecKind::Bincode);

@@ -356,8 +356,14 @@ async fn an_aborted_lease_holder_does_not_block_others_past_lock_ttl() {
     // A holder whose process died releases nothing: its lease (written here as that process
     // would have) just expires, and the next caller waits at most that long, then loads.
     let key = format!("{}:item:2", redis.namespace());
-    let dead: Option<String> =
-        redis.cmd(&["SET", &format!("{{{key}}}:lock"), "dead", "NX", "PX", "400"]);
+    let dead: Option<String> = redis.cmd(&[
+        "SET",
+        &format!("{{{key}}}:lock"),
+        "00000000000dead0", // a token of ours (anything else is foreign and replaced)
+        "NX",
+        "PX",
+        "400",
+    ]);
     assert!(dead.is_some());
     source.values.lock().unwrap().insert(2, 6);
     assert_eq!(other.get(2).await, Some(6));
