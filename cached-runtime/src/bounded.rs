@@ -14,26 +14,47 @@ use serde::de::{
     self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
 };
 
-/// Deserializes a `T` from `inner`, with every container's size hint capped at `cap`.
+/// Deepest nesting of containers (sequences, maps, options, newtypes, enum variants) a decoded
+/// value may have.
+pub(crate) const MAX_DEPTH: usize = 128;
+
+/// Deserializes a `T` from `inner`, with every container's size hint capped at `cap` and
+/// nesting bounded by [`MAX_DEPTH`].
 pub(crate) fn deserialize<'de, T, D>(inner: D, cap: usize) -> Result<T, D::Error>
 where
     T: de::Deserialize<'de>,
     D: Deserializer<'de>,
 {
-    T::deserialize(Bounded { inner, cap })
+    T::deserialize(Bounded {
+        inner,
+        cap,
+        depth: 0,
+    })
 }
 
-/// A deserializer, visitor, seed or access of the wrapped format, with the cap.
+/// A deserializer, visitor, seed or access of the wrapped format, with the cap and its depth.
 struct Bounded<T> {
     inner: T,
     cap: usize,
+    depth: usize,
 }
 
 impl<T> Bounded<T> {
+    /// The same level: a deserializer's visitor, a visitor's access.
     fn wrap<U>(&self, inner: U) -> Bounded<U> {
         Bounded {
             inner,
             cap: self.cap,
+            depth: self.depth,
+        }
+    }
+
+    /// One level down: what a container holds.
+    fn nest<U>(&self, inner: U) -> Bounded<U> {
+        Bounded {
+            inner,
+            cap: self.cap,
+            depth: self.depth + 1,
         }
     }
 }
@@ -41,6 +62,11 @@ impl<T> Bounded<T> {
 macro_rules! forward_deserialize {
     ($($method:ident($($arg:ident: $ty:ty),*);)*) => {$(
         fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, D::Error> {
+            if self.depth > MAX_DEPTH {
+                return Err(de::Error::custom(format_args!(
+                    "value nested deeper than {MAX_DEPTH} levels"
+                )));
+            }
             let visitor = self.wrap(visitor);
             self.inner.$method($($arg,)* visitor)
         }
@@ -136,12 +162,12 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Bounded<V> {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        let d = self.wrap(d);
+        let d = self.nest(d);
         self.inner.visit_some(d)
     }
 
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        let d = self.wrap(d);
+        let d = self.nest(d);
         self.inner.visit_newtype_struct(d)
     }
 
@@ -177,7 +203,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Bounded<A> {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, A::Error> {
-        let seed = self.wrap(seed);
+        let seed = self.nest(seed);
         self.inner.next_element_seed(seed)
     }
 
@@ -193,12 +219,12 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Bounded<A> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
-        let seed = self.wrap(seed);
+        let seed = self.nest(seed);
         self.inner.next_key_seed(seed)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
-        let seed = self.wrap(seed);
+        let seed = self.nest(seed);
         self.inner.next_value_seed(seed)
     }
 
@@ -215,13 +241,18 @@ impl<'de, A: EnumAccess<'de>> EnumAccess<'de> for Bounded<A> {
         self,
         seed: V,
     ) -> Result<(V::Value, Self::Variant), A::Error> {
-        let cap = self.cap;
-        let (value, variant) = self.inner.variant_seed(Bounded { inner: seed, cap })?;
+        let (cap, depth) = (self.cap, self.depth);
+        let (value, variant) = self.inner.variant_seed(Bounded {
+            inner: seed,
+            cap,
+            depth,
+        })?;
         Ok((
             value,
             Bounded {
                 inner: variant,
                 cap,
+                depth,
             },
         ))
     }
@@ -235,12 +266,12 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Bounded<A> {
     }
 
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, A::Error> {
-        let seed = self.wrap(seed);
+        let seed = self.nest(seed);
         self.inner.newtype_variant_seed(seed)
     }
 
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, A::Error> {
-        let visitor = self.wrap(visitor);
+        let visitor = self.nest(visitor);
         self.inner.tuple_variant(len, visitor)
     }
 
@@ -249,7 +280,7 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Bounded<A> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, A::Error> {
-        let visitor = self.wrap(visitor);
+        let visitor = self.nest(visitor);
         self.inner.struct_variant(fields, visitor)
     }
 }

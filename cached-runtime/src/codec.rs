@@ -443,6 +443,56 @@ mod tests {
         }
     }
 
+    /// A recursive type (a tree, a linked list) nests once per input byte: a hostile value is
+    /// an error, not a stack overflow; a value of ordinary depth decodes.
+    #[test]
+    fn nesting_is_bounded() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        enum Tree {
+            Leaf,
+            Node(Box<Tree>),
+        }
+        fn tree(depth: usize) -> Tree {
+            (0..depth).fold(Tree::Leaf, |t, _| Tree::Node(Box::new(t)))
+        }
+        for codec in [CodecKind::Bincode, CodecKind::Json] {
+            let shallow = codec
+                .encode_entry(Some(&tree(50)), Meta::default())
+                .unwrap();
+            assert_eq!(
+                codec
+                    .decode_entry::<Tree>(&shallow, DEFAULT_MAX_VALUE_SIZE)
+                    .unwrap(),
+                Decoded::Value(tree(50), Meta::default())
+            );
+        }
+        // Node, Node, ... a million times (bincode: variant index 1 is one byte), then Leaf.
+        let mut hostile = CodecKind::Bincode
+            .encode_entry(Some(&Tree::Leaf), Meta::default())
+            .unwrap();
+        hostile.truncate(HEADER_LEN);
+        hostile.resize(HEADER_LEN + 1_000_000, 1);
+        hostile.push(0);
+        let error = CodecKind::Bincode
+            .decode_entry::<Tree>(&hostile, DEFAULT_MAX_VALUE_SIZE)
+            .unwrap_err();
+        assert!(error.is_codec(), "{error}");
+        // The same in JSON: `{"Node":{"Node":...}}`.
+        let mut json = CodecKind::Json
+            .encode_entry(Some(&Tree::Leaf), Meta::default())
+            .unwrap();
+        json.truncate(HEADER_LEN);
+        json.extend(b"{\"Node\":".repeat(100_000));
+        json.extend(b"\"Leaf\"");
+        json.extend(b"}".repeat(100_000));
+        assert!(
+            CodecKind::Json
+                .decode_entry::<Tree>(&json, DEFAULT_MAX_VALUE_SIZE)
+                .unwrap_err()
+                .is_codec()
+        );
+    }
+
     #[test]
     fn hostile_length_prefix_does_not_allocate() {
         // A header, then a bincode varint length of u64::MAX for a Vec<u8>/String.
