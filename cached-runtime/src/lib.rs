@@ -78,6 +78,7 @@ mod backend;
 mod body;
 mod bounded;
 mod breaker;
+mod builder;
 mod cache;
 mod codec;
 mod connect;
@@ -92,10 +93,11 @@ mod stats;
 mod value;
 
 pub use aside::AsCache;
-pub use cache::{
-    Cache, CacheBuilder, DEFAULT_FILL_EVENT_MAX_VALUE, DEFAULT_LOCK_TTL, DEFAULT_NAMESPACE,
-    DEFAULT_OP_TIMEOUT, global, set_global,
+pub use builder::{
+    CacheBuilder, DEFAULT_FILL_EVENT_MAX_VALUE, DEFAULT_LOCK_TTL, DEFAULT_NAMESPACE,
+    DEFAULT_OP_TIMEOUT,
 };
+pub use cache::{Cache, global, set_global};
 pub use codec::{Bincode, Codec, CodecKind, DEFAULT_MAX_VALUE_SIZE, Json};
 pub use error::{Error, ErrorKind};
 pub use key::{KeyPart, KeyWriter, MAX_KEY_LEN};

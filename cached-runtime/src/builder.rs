@@ -1,0 +1,339 @@
+//! [`CacheBuilder`]: the options of a [`Cache`], checked once by [`CacheBuilder::build`].
+
+use std::{fmt, time::Duration};
+
+use crate::{
+    Cache, Error,
+    backend::Backend,
+    cache::{Settings, write_timeout},
+    codec::{CodecKind, DEFAULT_MAX_VALUE_SIZE, HEADER_LEN},
+    connect::{self, TlsOptions},
+    key,
+};
+
+/// Default bound on every Redis round trip: see [`CacheBuilder::op_timeout`].
+pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Default lease duration: see [`CacheBuilder::lock_ttl`].
+pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(5);
+
+/// Default largest value a fill event carries: see [`CacheBuilder::fill_event_max_value`].
+pub const DEFAULT_FILL_EVENT_MAX_VALUE: usize = 4096;
+
+/// Redis' own limit on a string value: see [`CacheBuilder::max_value_size`].
+const REDIS_MAX_VALUE: usize = 512 * 1024 * 1024;
+
+/// Default namespace: see [`CacheBuilder::namespace`].
+pub const DEFAULT_NAMESPACE: &str = "cache";
+
+#[derive(Clone)]
+enum BackendChoice {
+    Redis(String),
+    Memory,
+}
+
+/// Shows the URL with its user info redacted: a builder may be logged.
+impl fmt::Debug for BackendChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendChoice::Redis(url) => {
+                f.debug_tuple("Redis").field(&connect::redact(url)).finish()
+            }
+            BackendChoice::Memory => f.write_str("Memory"),
+        }
+    }
+}
+
+/// Configures a [`Cache`]; made by [`Cache::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `.build().await`"]
+pub struct CacheBuilder {
+    backend: BackendChoice,
+    namespace: String,
+    op_timeout: Duration,
+    null_ttl: Option<Duration>,
+    ttl_jitter: f64,
+    codec: CodecKind,
+    memory_capacity: u64,
+    breaker: (u32, Duration),
+    lock_ttl: Duration,
+    fill_event_max: usize,
+    max_value_size: usize,
+    tls: TlsOptions,
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        CacheBuilder {
+            backend: BackendChoice::Memory,
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            op_timeout: DEFAULT_OP_TIMEOUT,
+            null_ttl: None,
+            ttl_jitter: 0.0,
+            codec: CodecKind::Bincode,
+            memory_capacity: 100_000,
+            breaker: (5, Duration::from_secs(1)),
+            lock_ttl: DEFAULT_LOCK_TTL,
+            fill_event_max: DEFAULT_FILL_EVENT_MAX_VALUE,
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            tls: TlsOptions::default(),
+        }
+    }
+}
+
+impl CacheBuilder {
+    /// Store entries in Redis at `url`: `redis://[user[:password]@]host[:port][/db]`, or
+    /// `rediss://…` with the `tls` feature. The connection is made lazily and re-made
+    /// automatically after a failure; a Redis that is down at start-up is not an error.
+    ///
+    /// TLS (`tls` feature): rustls with its `ring` crypto provider, which is installed as the
+    /// process-wide rustls default unless the application installed one before `build()`. The
+    /// server's certificate is checked against the built-in webpki (Mozilla) roots, or the CA
+    /// given to `tls_root_ca`; `tls_client_auth`
+    /// adds a client certificate. `rediss://host:port/0#insecure` accepts any server
+    /// certificate (development only: a warning is logged at `build()`). A failed handshake is
+    /// a Redis error like any other: the call runs its body.
+    ///
+    /// The URL's user info is never shown: the builder's `Debug`, errors and log lines print
+    /// `redis://***@host:port/db`.
+    pub fn redis(mut self, url: impl Into<String>) -> Self {
+        self.backend = BackendChoice::Redis(url.into());
+        self
+    }
+
+    /// Store entries in this process (the default): a bounded in-memory map with per-entry
+    /// TTLs, same semantics as Redis. Handy for tests, examples and single-instance services.
+    pub fn memory(mut self) -> Self {
+        self.backend = BackendChoice::Memory;
+        self
+    }
+
+    /// Prefix of every key: an entry's key is `<namespace>:<rendered template>`. Default
+    /// `"cache"`. Put a version in it (`"app:v2"`) to roll out a schema change without
+    /// flushing anything: old entries are simply no longer read and expire by TTL.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// Bound on every Redis round trip; past it the call runs its body instead. Default 250 ms:
+    /// far above a healthy Redis's latency (well under a millisecond on a LAN), low enough that
+    /// a stalled Redis adds at most that much to a call.
+    pub fn op_timeout(mut self, timeout: Duration) -> Self {
+        self.op_timeout = timeout;
+        self
+    }
+
+    /// Default TTL of cached "not found" results (`None`) for annotations without `null_ttl`.
+    /// Without it: `min(ttl, 60 s)`. Never longer than the annotation's `ttl`.
+    pub fn null_ttl(mut self, ttl: Duration) -> Self {
+        self.null_ttl = Some(ttl);
+        self
+    }
+
+    /// Shorten each TTL by a random fraction up to `fraction` (0.0 to 0.5, default 0.0), so
+    /// entries written together do not all expire together (the guides' "TTL with jitter").
+    pub fn ttl_jitter(mut self, fraction: f64) -> Self {
+        self.ttl_jitter = fraction;
+        self
+    }
+
+    /// Value format: [`Bincode`](crate::Bincode) (default) or [`Json`](crate::Json).
+    pub fn codec(mut self, codec: impl Into<CodecKind>) -> Self {
+        self.codec = codec.into();
+        self
+    }
+
+    /// Maximum number of entries of the memory backend (default 100 000); least recently
+    /// used entries are evicted past it.
+    pub fn memory_capacity(mut self, entries: u64) -> Self {
+        self.memory_capacity = entries;
+        self
+    }
+
+    /// Circuit breaker: after `failures` consecutive failed round trips (errors or timeouts),
+    /// calls skip Redis for `cooldown` and go straight to their bodies, without waiting out a
+    /// timeout each; then one call probes Redis and closes the breaker if it answers.
+    /// Default: 5 failures, 1 s.
+    pub fn circuit_breaker(mut self, failures: u32, cooldown: Duration) -> Self {
+        self.breaker = (failures, cooldown);
+        self
+    }
+
+    /// How long a loader's lease lasts (default 5 s): callers in other processes wait at most
+    /// this long for its value before loading themselves; a loader that dies holds nothing
+    /// longer. Its result is stored only if the lease is still valid when the load ends.
+    pub fn lock_ttl(mut self, ttl: Duration) -> Self {
+        self.lock_ttl = ttl;
+        self
+    }
+
+    /// Largest value (encoded, in bytes) that travels with its fill event (default 4 KiB; 0:
+    /// never). When a lease holder stores a value, every `Cache` on the namespace hears of it
+    /// through one pub/sub message; with the value inside, callers waiting in other processes
+    /// take it from the message instead of reading it with one more round trip. Larger values
+    /// are announced without it (each pub/sub subscriber receives every fill event).
+    pub fn fill_event_max_value(mut self, bytes: usize) -> Self {
+        self.fill_event_max = bytes;
+        self
+    }
+
+    /// Largest value, encoded and with its 16-byte header, that the cache stores or reads
+    /// (default [`DEFAULT_MAX_VALUE_SIZE`], 16 MiB; at most Redis' own limit, 512 MiB).
+    ///
+    /// - A result larger than this is returned to its caller (and shared with the callers
+    ///   waiting for it in this process) but not stored: counted in `oversized`, logged once
+    ///   per function.
+    /// - A stored value larger than this is a miss, without being decoded.
+    /// - Decoding a value never allocates more than 16 × this (rounded up to 1 MiB, 16 MiB,
+    ///   256 MiB or 4 GiB): a corrupt or hostile length prefix is a decode error, not an
+    ///   allocation.
+    ///
+    /// Values of 256 KiB and more are decoded with `tokio::task::block_in_place` on a
+    /// multi-thread runtime, so a large decode does not hold up the other tasks of its worker;
+    /// a write's timeout grows with its value's size (`op_timeout` plus 1 ms per 8 KiB).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cached_runtime::Error> {
+    /// let cache = cached_runtime::Cache::builder()
+    ///     .max_value_size(1024 * 1024) // 1 MiB
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
+        self
+    }
+
+    /// Trust only the CA certificate(s) in `pem` (PEM, one or more `BEGIN CERTIFICATE`
+    /// blocks) for the server's certificate of a `rediss://` URL, instead of the built-in
+    /// webpki (Mozilla) roots: for a Redis whose certificate a private CA signed. Invalid PEM
+    /// makes [`build`](Self::build) fail; so does this option with a plain `redis://` URL (the
+    /// memory backend ignores it; `#insecure` in the URL overrides it). Only with the `tls`
+    /// feature.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cache = cached_runtime::Cache::builder()
+    ///     .redis("rediss://redis.internal:6380/0")
+    ///     .tls_root_ca(std::fs::read("/etc/redis/ca.pem")?)
+    ///     .build()
+    ///     .await?;
+    /// cache.ping().await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_root_ca(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.root_ca = Some(pem.into());
+        self
+    }
+
+    /// Mutual TLS: present the client certificate (chain) `cert_pem` and its private key
+    /// `key_pem` (PEM: PKCS#8, PKCS#1 or SEC1) to a `rediss://` server that requires one
+    /// (`tls-auth-clients yes`). Invalid PEM, or a key that does not match the certificate,
+    /// makes [`build`](Self::build) fail; so does this option with a plain `redis://` URL (the
+    /// memory backend ignores it). The key is never printed (the builder's `Debug` shows `<redacted>`). Only with the `tls`
+    /// feature.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cache = cached_runtime::Cache::builder()
+    ///     .redis("rediss://redis.internal:6380/0")
+    ///     .tls_root_ca(std::fs::read("/etc/redis/ca.pem")?)
+    ///     .tls_client_auth(
+    ///         std::fs::read("/etc/app/client.pem")?,
+    ///         std::fs::read("/etc/app/client.key")?,
+    ///     )
+    ///     .build()
+    ///     .await?;
+    /// cache.ping().await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_client_auth(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls.client_auth = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// Checks the configuration and makes the cache. Fails only for invalid configuration;
+    /// must be called inside a Tokio runtime.
+    pub async fn build(self) -> Result<Cache, Error> {
+        key::check_namespace(&self.namespace).map_err(Error::config)?;
+        if self.op_timeout.is_zero() {
+            return Err(Error::config("op_timeout must be greater than zero"));
+        }
+        if self.null_ttl.is_some_and(|t| t.as_millis() == 0) {
+            return Err(Error::config("null_ttl must be at least 1 ms"));
+        }
+        if !(0.0..=0.5).contains(&self.ttl_jitter) {
+            return Err(Error::config(format!(
+                "ttl_jitter must be between 0.0 and 0.5, got {}",
+                self.ttl_jitter
+            )));
+        }
+        if self.breaker.0 == 0 || self.breaker.1.is_zero() {
+            return Err(Error::config(
+                "circuit_breaker needs at least 1 failure and a cooldown greater than zero",
+            ));
+        }
+        if self.lock_ttl.as_millis() == 0 {
+            return Err(Error::config("lock_ttl must be at least 1 ms"));
+        }
+        if !(HEADER_LEN + 1..=REDIS_MAX_VALUE).contains(&self.max_value_size) {
+            return Err(Error::config(format!(
+                "max_value_size must be between {} bytes and 512 MiB (Redis' limit), got {}",
+                HEADER_LEN + 1,
+                self.max_value_size
+            )));
+        }
+        if self.memory_capacity == 0 {
+            return Err(Error::config("memory_capacity must be at least 1"));
+        }
+        let (backend, backend_name) = match &self.backend {
+            BackendChoice::Redis(url) => (
+                Backend::redis(
+                    url,
+                    &self.tls,
+                    self.op_timeout.max(Duration::from_secs(1)),
+                    // The longest round trip the cache allows (a write of the largest value):
+                    // the cache bounds each round trip itself, redis-rs must not cut one short.
+                    write_timeout(self.op_timeout, self.max_value_size),
+                )?,
+                "redis",
+            ),
+            BackendChoice::Memory => (Backend::memory(self.memory_capacity), "memory"),
+        };
+        Ok(Cache::start(
+            backend,
+            backend_name,
+            Settings {
+                namespace: self.namespace,
+                op_timeout: self.op_timeout,
+                null_ttl: self.null_ttl,
+                ttl_jitter: self.ttl_jitter,
+                codec: self.codec,
+                breaker: self.breaker,
+                lock_ttl: self.lock_ttl,
+                fill_event_max: self.fill_event_max,
+                max_value_size: self.max_value_size,
+            },
+        ))
+    }
+}
+
+impl Cache {
+    /// Starts configuring a cache. Defaults: memory backend, namespace `"cache"`,
+    /// bincode, `op_timeout` 250 ms.
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::default()
+    }
+}
