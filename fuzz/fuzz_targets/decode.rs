@@ -40,6 +40,13 @@ enum Kind {
     Pair { a: u32, b: Vec<u8> },
 }
 
+/// A recursive type: hostile bytes can nest it once per byte (the decoder stops at 128 levels).
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+enum Tree {
+    Leaf(u8),
+    Node(Box<Tree>, Option<Box<Tree>>),
+}
+
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct Record {
     id: u64,
@@ -111,6 +118,7 @@ fuzz_target!(|data: &[u8]| {
         9 => check::<(u128, i64, char, bool)>(codec, bytes),
         10 => check::<Vec<Vec<Vec<u64>>>>(codec, bytes),
         11 => check::<Kind>(codec, bytes),
+        12 => check::<Tree>(codec, bytes),
         _ => check::<Option<String>>(codec, bytes),
     }
 });
