@@ -95,12 +95,12 @@ impl Bincode {
         } else {
             decode_bounded(bytes, standard.with_limit::<{ BUDGETS[3] }>())
         };
-        let (value, read) = decoded
+        let (value, trailing) = decoded
             .map_err(|e| Error::with_source(ErrorKind::Codec, "bincode decode failed", e))?;
-        if read != bytes.len() {
+        if trailing {
             return Err(Error::new(
                 ErrorKind::Codec,
-                format!("bincode decode left {} trailing bytes", bytes.len() - read),
+                "bincode decode left trailing bytes",
             ));
         }
         Ok(value)
@@ -110,42 +110,17 @@ impl Bincode {
 /// Decodes one value from `bytes`: bincode checks every string's and byte buffer's length
 /// against the config's limit before allocating, and [`bounded`](crate::bounded) keeps a
 /// sequence's or map's length prefix from pre-allocating past the input's size. Returns the
-/// value and how many bytes it took.
+/// value and whether bytes are left behind it.
 fn decode_bounded<T: DeserializeOwned, C: bincode::config::Config>(
     bytes: &[u8],
     config: C,
-) -> Result<(T, usize), bincode::error::DecodeError> {
-    let mut input = Input(bytes);
-    let mut decoder = bincode::serde::OwnedSerdeDecoder::from_reader(&mut input, config);
+) -> Result<(T, bool), bincode::error::DecodeError> {
+    let mut decoder = bincode::serde::BorrowedSerdeDecoder::from_slice(bytes, config, ());
     let value = crate::bounded::deserialize(decoder.as_deserializer(), bytes.len())?;
-    Ok((value, bytes.len() - input.0.len()))
-}
-
-/// What is left of a slice being decoded.
-struct Input<'a>(&'a [u8]);
-
-impl bincode::de::read::Reader for Input<'_> {
-    #[inline]
-    fn read(&mut self, out: &mut [u8]) -> Result<(), bincode::error::DecodeError> {
-        match self.0.split_at_checked(out.len()) {
-            Some((head, rest)) => {
-                out.copy_from_slice(head);
-                self.0 = rest;
-                Ok(())
-            }
-            None => Err(bincode::error::DecodeError::Other("value ends early")),
-        }
-    }
-
-    #[inline]
-    fn peek_read(&mut self, n: usize) -> Option<&[u8]> {
-        self.0.get(..n)
-    }
-
-    #[inline]
-    fn consume(&mut self, n: usize) {
-        self.0 = self.0.get(n..).unwrap_or_default();
-    }
+    // The slice decoder does not tell how much it read: one more byte decodes only if some
+    // are left.
+    let trailing = <u8 as serde::Deserialize>::deserialize(decoder.as_deserializer()).is_ok();
+    Ok((value, trailing))
 }
 
 impl Codec for Json {
@@ -419,6 +394,15 @@ mod tests {
         assert!(
             CodecKind::Json
                 .decode_entry::<User>(&bytes, DEFAULT_MAX_VALUE_SIZE)
+                .unwrap_err()
+                .is_codec()
+        );
+        // Bytes left behind a whole value.
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(
+            CodecKind::Bincode
+                .decode_entry::<User>(&longer, DEFAULT_MAX_VALUE_SIZE)
                 .unwrap_err()
                 .is_codec()
         );
