@@ -151,7 +151,8 @@ impl CacheBuilder {
         self
     }
 
-    /// Circuit breaker: after `failures` consecutive failed round trips (errors or timeouts),
+    /// Circuit breaker: after `failures` consecutive round trips that say Redis is unhealthy
+    /// (timeouts, broken connections, `LOADING`, `BUSY`...; not replies about one key),
     /// calls skip Redis for `cooldown` and go straight to their bodies, without waiting out a
     /// timeout each; then one call probes Redis and closes the breaker if it answers.
     /// Default: 5 failures, 1 s.

@@ -34,6 +34,8 @@ pub struct Error {
     /// Whether it says Redis itself is unhealthy (counts toward the circuit breaker), rather
     /// than something about one key or reply.
     unhealthy: bool,
+    /// A `WRONGTYPE` reply: the key holds another Redis type (foreign data under our key).
+    wrong_type: bool,
 }
 
 impl Error {
@@ -43,6 +45,7 @@ impl Error {
             message: message.into(),
             source: None,
             unhealthy: matches!(kind, ErrorKind::Timeout | ErrorKind::CircuitOpen),
+            wrong_type: false,
         }
     }
 
@@ -56,6 +59,7 @@ impl Error {
             message: message.into(),
             source: Some(Box::new(source)),
             unhealthy: matches!(kind, ErrorKind::Timeout | ErrorKind::CircuitOpen),
+            wrong_type: false,
         }
     }
 
@@ -63,6 +67,7 @@ impl Error {
     pub(crate) fn shallow_clone(&self) -> Self {
         Self {
             unhealthy: self.unhealthy,
+            wrong_type: self.wrong_type,
             ..Self::new(self.kind, self.message.clone())
         }
     }
@@ -77,7 +82,7 @@ impl Error {
 
     /// A `WRONGTYPE` reply: the key holds another data type (foreign data under our key).
     pub(crate) fn is_wrong_type(&self) -> bool {
-        self.kind == ErrorKind::Redis && self.message == WRONG_TYPE
+        self.wrong_type
     }
 
     pub(crate) fn config(message: impl Into<String>) -> Self {
@@ -144,18 +149,18 @@ impl std::error::Error for Error {
     }
 }
 
-const WRONG_TYPE: &str = "redis error: the key holds another data type (WRONGTYPE)";
-
 impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
         let unhealthy = redis_unhealthy(&e);
-        let message = if e.code() == Some("WRONGTYPE") {
-            WRONG_TYPE
+        let wrong_type = e.code() == Some("WRONGTYPE");
+        let message = if wrong_type {
+            "redis error: the key holds another data type (WRONGTYPE)"
         } else {
             "redis error"
         };
         Self {
             unhealthy,
+            wrong_type,
             ..Self::with_source(ErrorKind::Redis, message, e)
         }
     }
