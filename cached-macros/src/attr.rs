@@ -309,28 +309,29 @@ impl<T> Once<T> {
     }
 }
 
-/// A duration option, with the span of its value.
+/// A duration option in its unit (seconds, or milliseconds for `timeout`), with the span of
+/// its value.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Secs {
-    pub(crate) secs: u64,
+pub(crate) struct Amount {
+    pub(crate) value: u64,
     pub(crate) span: Span,
 }
 
 /// The parsed arguments of either attribute.
 pub(crate) struct Args {
     pub(crate) keys: Vec<LitStr>,
-    pub(crate) ttl: Option<Secs>,
-    pub(crate) null_ttl: Option<Secs>,
+    pub(crate) ttl: Option<Amount>,
+    pub(crate) null_ttl: Option<Amount>,
     pub(crate) cache: Option<Expr>,
     pub(crate) krate: Option<Path>,
     /// `lock = false` turns stampede protection off.
     pub(crate) lock: bool,
-    pub(crate) stale: Option<Secs>,
-    pub(crate) fail_safe: Option<Secs>,
+    pub(crate) stale: Option<Amount>,
+    pub(crate) fail_safe: Option<Amount>,
     /// XFetch β, as written.
     pub(crate) early_refresh: Option<syn::LitFloat>,
-    /// Milliseconds (the `secs` field holds them).
-    pub(crate) timeout: Option<Secs>,
+    /// Milliseconds.
+    pub(crate) timeout: Option<Amount>,
 }
 
 /// Parses `args`; every problem goes into `errors` and the rest is still returned.
@@ -475,11 +476,11 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
                 Span::call_site(),
                 "#[cache_aside] needs a TTL: add `ttl = <seconds>`, e.g. `ttl = 600`; every cached entry must expire",
             ),
-            (Some(ttl), Some(null)) if null.secs > ttl.secs => errors.push(
+            (Some(ttl), Some(null)) if null.value > ttl.value => errors.push(
                 null.span,
                 format!(
                     "`null_ttl` ({}) is longer than `ttl` ({}); a cached \"not found\" should expire no later than a value: use at most `null_ttl = {}`",
-                    null.secs, ttl.secs, ttl.secs
+                    null.value, ttl.value, ttl.value
                 ),
             ),
             _ => {}
@@ -583,12 +584,12 @@ fn beta(value: &Expr, errors: &mut Errors) -> Option<syn::LitFloat> {
     }
 }
 
-fn seconds(value: &Expr, name: &str, errors: &mut Errors) -> Option<Secs> {
+fn seconds(value: &Expr, name: &str, errors: &mut Errors) -> Option<Amount> {
     positive_int(value, name, "seconds", errors)
 }
 
 /// A whole number > 0 of `unit`s (its span kept for later checks).
-fn positive_int(value: &Expr, name: &str, unit: &str, errors: &mut Errors) -> Option<Secs> {
+fn positive_int(value: &Expr, name: &str, unit: &str, errors: &mut Errors) -> Option<Amount> {
     let example = if unit == "seconds" { 600 } else { 250 };
     let fix =
         format!("write a whole number of {unit} greater than zero, e.g. `{name} = {example}`");
@@ -607,9 +608,9 @@ fn positive_int(value: &Expr, name: &str, unit: &str, errors: &mut Errors) -> Op
                     Ok(n) if n > u64::from(u32::MAX) => {
                         format!("`{name}` of {n} {unit} is too long; {fix}")
                     }
-                    Ok(secs) => {
-                        return Some(Secs {
-                            secs,
+                    Ok(n) => {
+                        return Some(Amount {
+                            value: n,
                             span: value.span(),
                         });
                     }

@@ -276,23 +276,23 @@ fn generate(
     let ret_value = Ident::new("__ret", Span::mixed_site());
     let name = format!("::{}", sig.ident);
     let (ttl, null_ttl) = (
-        Literal::u64_unsuffixed(args.ttl.map_or(0, |t| t.secs)),
-        Literal::u64_unsuffixed(args.null_ttl.map_or(0, |t| t.secs)),
+        Literal::u64_unsuffixed(args.ttl.map_or(0, |t| t.value)),
+        Literal::u64_unsuffixed(args.null_ttl.map_or(0, |t| t.value)),
     );
     let mut policy = TokenStream::new();
     if !args.lock {
         policy.extend(quote!(.without_lock()));
     }
     if let Some(stale) = args.stale {
-        let secs = Literal::u64_unsuffixed(stale.secs);
+        let secs = Literal::u64_unsuffixed(stale.value);
         policy.extend(quote!(.stale(#secs)));
     }
     if let Some(fail_safe) = args.fail_safe {
-        let secs = Literal::u64_unsuffixed(fail_safe.secs);
+        let secs = Literal::u64_unsuffixed(fail_safe.value);
         policy.extend(quote!(.fail_safe(#secs)));
     }
     if let Some(timeout) = args.timeout {
-        let ms = Literal::u64_unsuffixed(timeout.secs);
+        let ms = Literal::u64_unsuffixed(timeout.value);
         policy.extend(quote!(.timeout(#ms)));
     }
     if let Some(beta) = &args.early_refresh {

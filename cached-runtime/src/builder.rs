@@ -3,12 +3,16 @@
 use std::{fmt, time::Duration};
 
 use crate::{
-    Cache, Error,
-    backend::Backend,
-    cache::{Settings, write_timeout},
-    codec::{CodecKind, DEFAULT_MAX_VALUE_SIZE, HEADER_LEN},
-    connect::{self, TlsOptions},
-    key,
+    cache::{Cache, Settings, write_timeout},
+    error::Error,
+    store::{
+        Store,
+        connect::{self, TlsOptions},
+    },
+    wire::{
+        codec::{CodecKind, DEFAULT_MAX_VALUE_SIZE, HEADER_LEN},
+        key,
+    },
 };
 
 /// Default bound on every Redis round trip: see [`CacheBuilder::op_timeout`].
@@ -299,23 +303,19 @@ impl CacheBuilder {
         if self.memory_capacity == 0 {
             return Err(Error::config("memory_capacity must be at least 1"));
         }
-        let (backend, backend_name) = match &self.backend {
-            BackendChoice::Redis(url) => (
-                Backend::redis(
-                    url,
-                    &self.tls,
-                    self.op_timeout.max(Duration::from_secs(1)),
-                    // The longest round trip the cache allows (a write of the largest value):
-                    // the cache bounds each round trip itself, redis-rs must not cut one short.
-                    write_timeout(self.op_timeout, self.max_value_size),
-                )?,
-                "redis",
-            ),
-            BackendChoice::Memory => (Backend::memory(self.memory_capacity), "memory"),
+        let store = match &self.backend {
+            BackendChoice::Redis(url) => Store::node(
+                url,
+                &self.tls,
+                self.op_timeout.max(Duration::from_secs(1)),
+                // The longest round trip the cache allows (a write of the largest value): the
+                // cache bounds each round trip itself, redis-rs must not cut one short.
+                write_timeout(self.op_timeout, self.max_value_size),
+            )?,
+            BackendChoice::Memory => Store::memory(self.memory_capacity),
         };
         Ok(Cache::start(
-            backend,
-            backend_name,
+            store,
             Settings {
                 namespace: self.namespace,
                 op_timeout: self.op_timeout,

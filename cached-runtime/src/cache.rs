@@ -4,7 +4,7 @@ use std::{
     fmt,
     future::Future,
     sync::{
-        Arc, Mutex, OnceLock,
+        Arc, Mutex, OnceLock, Weak,
         atomic::{AtomicU64, Ordering::Relaxed},
     },
     time::Duration,
@@ -13,15 +13,21 @@ use std::{
 use tokio::sync::watch;
 
 use crate::{
-    Error, ErrorKind, Stats,
-    backend::{Backend, Lease, Raw},
-    breaker::Breaker,
-    codec::CodecKind,
-    events,
-    flight::{Flights, Waiters},
-    key::{self, KeyPart},
-    reads::{Part, Reads},
-    stats::{Counters, Registry, Site},
+    coord::{
+        Local,
+        breaker::Breaker,
+        events,
+        flight::{Flights, Waiters},
+        reads::Part,
+    },
+    error::{Error, ErrorKind},
+    policy::Policy,
+    stats::{Counters, Registry, Stats},
+    store::{Lease, Raw, Store},
+    wire::{
+        codec::CodecKind,
+        key::{self, KeyPart},
+    },
 };
 
 /// How much longer a write may take per byte of its value: 1 ms per 8 KiB (8 MB/s, a slow
@@ -53,8 +59,7 @@ pub struct Cache {
 }
 
 pub(crate) struct Inner {
-    backend: Backend,
-    backend_name: &'static str,
+    store: Store,
     namespace: String,
     op_timeout: Duration,
     null_ttl: Option<Duration>,
@@ -67,9 +72,8 @@ pub(crate) struct Inner {
     max_value_size: usize,
     /// Pub/sub channel of fill/release/invalidate events: `<namespace>:__events`.
     channel: String,
-    flights: Flights,
-    reads: Reads,
-    waiters: Waiters,
+    /// Flights, reads and waiters of this process; the event listener holds it weakly.
+    local: Arc<Local>,
     /// Invalidations that failed, retried in the background.
     pending: Mutex<Vec<String>>,
     pending_counts: PendingCounts,
@@ -90,7 +94,7 @@ const MAX_PENDING: usize = 100_000;
 impl fmt::Debug for Cache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cache")
-            .field("backend", &self.inner.backend_name)
+            .field("backend", &self.inner.store.name())
             .field("namespace", &self.inner.namespace)
             .field("op_timeout", &self.inner.op_timeout)
             .field("codec", &self.inner.codec)
@@ -116,15 +120,14 @@ pub(crate) struct Settings {
 }
 
 impl Cache {
-    /// Makes the cache on `backend` and starts its background tasks (the invalidation retry
+    /// Makes the cache on `store` and starts its background tasks (the invalidation retry
     /// loop; with Redis, the pub/sub listener and a first connection attempt).
-    pub(crate) fn start(backend: Backend, backend_name: &'static str, settings: Settings) -> Cache {
+    pub(crate) fn start(store: Store, settings: Settings) -> Cache {
         let (shutdown, shutdown_rx) = watch::channel(());
         let channel = key::join(&settings.namespace, "__events");
         let cache = Cache {
             inner: Arc::new(Inner {
-                backend,
-                backend_name,
+                store,
                 namespace: settings.namespace,
                 op_timeout: settings.op_timeout,
                 null_ttl: settings.null_ttl,
@@ -136,21 +139,23 @@ impl Cache {
                 fill_event_max: settings.fill_event_max,
                 max_value_size: settings.max_value_size,
                 channel: channel.clone(),
-                flights: Flights::default(),
-                reads: Reads::default(),
-                waiters: Waiters::default(),
+                local: Arc::default(),
                 pending: Mutex::new(Vec::new()),
                 pending_counts: PendingCounts::default(),
                 _shutdown: shutdown,
             }),
         };
-        let weak = Arc::downgrade(&cache.inner);
-        tokio::spawn(events::retry_invalidations(
-            weak.clone(),
+        tokio::spawn(retry_invalidations(
+            Arc::downgrade(&cache.inner),
             shutdown_rx.clone(),
         ));
-        if let Some(client) = cache.inner.backend.client() {
-            tokio::spawn(events::listen(weak, client.clone(), channel, shutdown_rx));
+        if cache.inner.store.is_shared() {
+            tokio::spawn(events::listen(
+                Arc::downgrade(&cache.inner.local),
+                cache.inner.store.clone(),
+                channel,
+                shutdown_rx,
+            ));
             // Start connecting now, without waiting: the first calls find the connection
             // ready, and a Redis that is down is simply retried later.
             let warm = cache.clone();
@@ -170,12 +175,12 @@ impl Cache {
 
     /// `"redis"` or `"memory"`.
     pub fn backend_name(&self) -> &'static str {
-        self.inner.backend_name
+        self.inner.store.name()
     }
 
     /// One round trip to the backend, bounded by `op_timeout`: for readiness checks.
     pub async fn ping(&self) -> Result<(), Error> {
-        self.timed(self.inner.backend.ping()).await
+        self.timed(self.inner.store.ping()).await
     }
 
     /// Hit/miss/error counters, total and per annotated function.
@@ -208,7 +213,11 @@ impl Cache {
             .iter()
             .map(|k| key::join(&self.inner.namespace, k))
             .collect();
-        self.timed(self.inner.backend.del(&full)).await
+        let mut deleted = 0;
+        for group in self.inner.store.by_slot(&full) {
+            deleted += self.timed(self.inner.store.del(&group)).await?;
+        }
+        Ok(deleted)
     }
 
     pub(crate) fn codec(&self) -> CodecKind {
@@ -219,18 +228,18 @@ impl Cache {
         self.inner.max_value_size
     }
 
-    pub(crate) fn counters(&self, site: &'static Site) -> &Counters {
+    pub(crate) fn counters(&self, site: &'static Policy) -> &Counters {
         self.inner.stats.site(site)
     }
 
     pub(crate) async fn get_raw(&self, key: &str) -> Result<Option<Raw>, Error> {
-        self.timed(self.inner.backend.get(key)).await
+        self.timed(self.inner.store.get(key)).await
     }
 
     /// [`get_raw`](Self::get_raw), sharing one round trip with concurrent reads of `key`
     /// (see `reads.rs`).
     pub(crate) async fn get_coalesced(&self, key: &str) -> Result<Option<Raw>, Error> {
-        match self.inner.reads.join(key) {
+        match self.inner.local.reads.join(key) {
             Part::Lead(lead) => {
                 let answer = self.get_raw(key).await;
                 lead.finish(&answer);
@@ -251,7 +260,7 @@ impl Cache {
         ttl: Duration,
     ) -> Result<(), Error> {
         let limit = self.write_timeout(value.len());
-        self.timed_within(limit, self.inner.backend.set(key, value, ttl))
+        self.timed_within(limit, self.inner.store.set(key, value, ttl))
             .await
     }
 
@@ -267,14 +276,23 @@ impl Cache {
     pub(crate) async fn invalidate_keys(&self, keys: &[String]) -> Result<u64, Error> {
         let forget = || {
             for key in keys {
-                self.inner.flights.forget(key);
-                self.inner.reads.forget(key);
+                self.inner.local.forget(key);
             }
         };
         forget();
-        let deleted = self
-            .timed(self.inner.backend.invalidate(keys, &self.inner.channel))
-            .await;
+        let mut deleted = Ok(0);
+        for group in self.inner.store.by_slot(keys) {
+            match self
+                .timed(self.inner.store.invalidate(&group, &self.inner.channel))
+                .await
+            {
+                Ok(n) => deleted = deleted.map(|d| d + n),
+                Err(error) => {
+                    deleted = Err(error);
+                    break;
+                }
+            }
+        }
         forget();
         for key in keys {
             self.wake_local(key);
@@ -283,11 +301,11 @@ impl Cache {
     }
 
     pub(crate) fn flights(&self) -> &Flights {
-        &self.inner.flights
+        &self.inner.local.flights
     }
 
     pub(crate) fn waiters(&self) -> &Waiters {
-        &self.inner.waiters
+        &self.inner.local.waiters
     }
 
     pub(crate) fn lock_ttl(&self) -> Duration {
@@ -297,7 +315,7 @@ impl Cache {
     /// Whether other processes share the entries (Redis), and their events arrive through
     /// pub/sub.
     pub(crate) fn is_shared(&self) -> bool {
-        self.inner.backend.client().is_some()
+        self.inner.store.is_shared()
     }
 
     /// Takes the lease of `key`: `Some(token)` if we got it (also when it replaced a foreign
@@ -305,11 +323,7 @@ impl Cache {
     pub(crate) async fn lease(&self, key: &str) -> Result<Leased, Error> {
         let token = format!("{:016x}", rand::random::<u64>());
         let got = self
-            .timed(
-                self.inner
-                    .backend
-                    .try_lease(key, &token, self.inner.lock_ttl),
-            )
+            .timed(self.inner.store.try_lease(key, &token, self.inner.lock_ttl))
             .await?;
         Ok(Leased {
             token: (got != Lease::Held).then_some(token),
@@ -330,7 +344,7 @@ impl Cache {
         let stored = self
             .timed_within(
                 limit,
-                self.inner.backend.put_leased(
+                self.inner.store.put_leased(
                     key,
                     token,
                     value,
@@ -346,7 +360,7 @@ impl Cache {
 
     pub(crate) async fn release(&self, key: &str, token: &str) -> Result<(), Error> {
         let released = self
-            .timed(self.inner.backend.release(key, token, &self.inner.channel))
+            .timed(self.inner.store.release(key, token, &self.inner.channel))
             .await;
         self.wake_local(key);
         released
@@ -356,7 +370,7 @@ impl Cache {
     /// the event channel wakes every instance, this one included.)
     fn wake_local(&self, key: &str) {
         if !self.is_shared() {
-            self.inner.waiters.wake(key, None);
+            self.inner.local.waiters.wake(key, None);
         }
     }
 
@@ -377,7 +391,7 @@ impl Cache {
     }
 
     /// The TTLs of a site, jittered.
-    pub(crate) fn ttls(&self, site: &Site) -> Ttls {
+    pub(crate) fn ttls(&self, site: &Policy) -> Ttls {
         let ttl = Duration::from_secs(site.ttl_secs);
         let null_ttl = if site.null_ttl_secs > 0 {
             Duration::from_secs(site.null_ttl_secs)
@@ -427,7 +441,7 @@ impl Cache {
                 ErrorKind::Timeout,
                 format!(
                     "{} did not answer within {limit:?}",
-                    self.inner.backend_name
+                    self.inner.store.name()
                 ),
             )),
         };
@@ -440,32 +454,6 @@ impl Cache {
 }
 
 impl Inner {
-    /// A message of the event channel: `f:<key>` filled, `r:<key>` released, `i:<key>`
-    /// invalidated.
-    pub(crate) fn on_event(&self, payload: &[u8]) {
-        let Some((kind, rest)) = payload.split_first_chunk::<2>() else {
-            return;
-        };
-        // A fill event may carry the value after a NUL (keys have none: they are escaped).
-        let (key, value) = match rest.iter().position(|&b| b == 0) {
-            Some(nul) if kind == b"f:" => (&rest[..nul], Some(Arc::from(&rest[nul + 1..]))),
-            _ => (rest, None),
-        };
-        let Ok(key) = std::str::from_utf8(key) else {
-            return;
-        };
-        if kind == b"i:" {
-            self.flights.forget(key);
-            self.reads.forget(key);
-        }
-        self.waiters.wake(key, value);
-    }
-
-    /// Wakes every local waiter, to check its key again (after a pub/sub reconnection).
-    pub(crate) fn wake_all_waiters(&self) {
-        self.waiters.wake_all();
-    }
-
     /// One attempt at the invalidations that failed before.
     pub(crate) async fn retry_pending(self: &Arc<Self>) {
         let keys = {
@@ -498,6 +486,18 @@ impl Inner {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             pending.extend_from_slice(&keys[done..]);
         }
+    }
+}
+
+/// Retries invalidations that failed, until they succeed; stops when the cache is dropped.
+async fn retry_invalidations(inner: Weak<Inner>, mut shutdown: watch::Receiver<()>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = shutdown.changed() => return,
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        inner.retry_pending().await;
     }
 }
 

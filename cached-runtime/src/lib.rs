@@ -73,35 +73,32 @@
 //! its own body; the event is logged with `tracing` and counted in [`Cache::stats`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod aside;
-mod backend;
-mod body;
-mod bounded;
-mod breaker;
+// The layers, each importing only from those below it (see ARCHITECTURE.md):
+// patterns (what the macros call) -> the cache handle -> coordination -> stores -> wire format.
+mod patterns;
+
 mod builder;
 mod cache;
-mod codec;
-mod connect;
 mod error;
-mod events;
-mod flight;
-mod key;
-mod load;
-mod nullish;
-mod reads;
+mod policy;
 mod stats;
-mod value;
 
-pub use aside::AsCache;
+mod coord;
+
+mod store;
+
+mod wire;
+
 pub use builder::{
     CacheBuilder, DEFAULT_FILL_EVENT_MAX_VALUE, DEFAULT_LOCK_TTL, DEFAULT_NAMESPACE,
     DEFAULT_OP_TIMEOUT,
 };
 pub use cache::{Cache, global, set_global};
-pub use codec::{Bincode, Codec, CodecKind, DEFAULT_MAX_VALUE_SIZE, Json};
 pub use error::{Error, ErrorKind};
-pub use key::{KeyPart, KeyWriter, MAX_KEY_LEN};
+pub use patterns::target::AsCache;
 pub use stats::{Counts, FunctionStats, Stats};
+pub use wire::codec::{Bincode, Codec, CodecKind, DEFAULT_MAX_VALUE_SIZE, Json};
+pub use wire::key::{KeyPart, KeyWriter, MAX_KEY_LEN};
 
 /// Caches an `async fn`'s result in Redis (cache-aside / lazy loading).
 ///
@@ -116,14 +113,32 @@ pub use cached_macros::invalidates;
 /// Not public API: what the macros expand into. Nothing here is covered by semver.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::aside::{
-        CacheRef, Global, Outcome, Plain, PlainProbe, Probe, Res, Shape, Share, Template,
-        cache_aside, invalidate, key, keys, ops, probe,
-    };
-    pub use crate::body::{Body, Detached, owned};
-    pub use crate::codec::wire;
-    pub use crate::key::KeyPart;
-    pub use crate::stats::Site;
+    pub use crate::patterns::aside::cache_aside;
+    pub use crate::patterns::body::{Body, Detached, owned};
+    pub use crate::patterns::invalidate::invalidate;
+    pub use crate::patterns::shape::{Outcome, Plain, PlainProbe, Probe, Res, Shape, ops, probe};
+    pub use crate::patterns::target::{CacheRef, Global, Template, key, keys};
+    pub use crate::patterns::value::Share;
+    /// The caching policy of one function (the name the expansions use).
+    pub use crate::policy::Policy as Site;
+    pub use crate::wire::codec::wire;
+    pub use crate::wire::key::KeyPart;
+
+    /// The messages of the event channel, parsed (for the tests of what the scripts emit).
+    pub mod events {
+        /// `(kind letter, key, carried value)` of an event message; `None` if it is not one.
+        pub fn parse(payload: &[u8]) -> Option<(char, String, Option<Vec<u8>>)> {
+            use crate::wire::event::{Kind, parse};
+            parse(payload).map(|e| {
+                let kind = match e.kind {
+                    Kind::Filled => 'f',
+                    Kind::Released => 'r',
+                    Kind::Invalidated => 'i',
+                };
+                (kind, e.key.to_owned(), e.value.map(<[u8]>::to_vec))
+            })
+        }
+    }
 }
 
 #[cfg(doctest)]

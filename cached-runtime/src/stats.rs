@@ -2,88 +2,10 @@
 
 use std::sync::{
     OnceLock,
-    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
+    atomic::{AtomicU64, Ordering::Relaxed},
 };
 
-/// Identifies one annotated function; the macros emit one `static` per function.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct Site {
-    pub(crate) name: &'static str,
-    pub(crate) ttl_secs: u64,
-    /// 0 = not given in the attribute.
-    pub(crate) null_ttl_secs: u64,
-    /// Stampede protection (single flight + lease); `lock = false` turns it off.
-    pub(crate) lock: bool,
-    /// Seconds a value may be served stale while one caller refreshes it (0 = off).
-    pub(crate) stale_secs: u64,
-    /// Seconds past expiry a value may stand in for a failing body (0 = off).
-    pub(crate) fail_safe_secs: u64,
-    /// XFetch β for probabilistic early refresh (0 = off).
-    pub(crate) early_beta: f64,
-    /// Milliseconds a load may take when a fail-safe value could stand in (0 = no limit).
-    pub(crate) timeout_ms: u64,
-    slot: OnceLock<usize>,
-    /// Whether a result too large to store was logged already (logged once per function).
-    pub(crate) oversize_logged: AtomicBool,
-}
-
-impl Site {
-    /// `name` is shown in [`Stats`]; TTLs are in seconds, `null_ttl_secs == 0` means "not given".
-    pub const fn new(name: &'static str, ttl_secs: u64, null_ttl_secs: u64) -> Self {
-        Site {
-            name,
-            ttl_secs,
-            null_ttl_secs,
-            lock: true,
-            stale_secs: 0,
-            fail_safe_secs: 0,
-            early_beta: 0.0,
-            timeout_ms: 0,
-            slot: OnceLock::new(),
-            oversize_logged: AtomicBool::new(false),
-        }
-    }
-
-    /// `timeout = ms`.
-    pub const fn timeout(mut self, ms: u64) -> Self {
-        self.timeout_ms = ms;
-        self
-    }
-
-    pub(crate) fn timeout_limit(&self) -> Option<std::time::Duration> {
-        (self.timeout_ms > 0).then(|| std::time::Duration::from_millis(self.timeout_ms))
-    }
-
-    /// `stale = secs`.
-    pub const fn stale(mut self, secs: u64) -> Self {
-        self.stale_secs = secs;
-        self
-    }
-
-    /// `fail_safe = secs`.
-    pub const fn fail_safe(mut self, secs: u64) -> Self {
-        self.fail_safe_secs = secs;
-        self
-    }
-
-    /// `early_refresh = beta`.
-    pub const fn early_refresh(mut self, beta: f64) -> Self {
-        self.early_beta = beta;
-        self
-    }
-
-    /// `lock = false`: no single flight, no lease; a miss is read, body, `SET`.
-    pub const fn without_lock(mut self) -> Self {
-        self.lock = false;
-        self
-    }
-
-    fn slot(&self) -> usize {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        *self.slot.get_or_init(|| NEXT.fetch_add(1, Relaxed))
-    }
-}
+use crate::policy::Policy;
 
 macro_rules! counters {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
@@ -222,7 +144,7 @@ struct Slot {
     counters: Counters,
 }
 
-/// The per-site counters of one cache, indexed by [`Site::slot`]: segments of slots allocated
+/// The per-site counters of one cache, indexed by [`Policy::index`]: segments of slots allocated
 /// on first use and never moved, so the hot path is lock-free and shares no written cache
 /// line but the counters themselves. Sites past `SEGMENT * SEGMENTS` share one overflow slot.
 #[derive(Debug)]
@@ -241,8 +163,8 @@ impl Default for Registry {
 }
 
 impl Registry {
-    pub(crate) fn site(&self, site: &'static Site) -> &Counters {
-        let slot = site.slot();
+    pub(crate) fn site(&self, site: &'static Policy) -> &Counters {
+        let slot = site.index();
         let entry = match self.segments.get(slot / SEGMENT) {
             Some(segment) => &segment
                 .get_or_init(|| Box::new(std::array::from_fn(|_| Slot::default())))[slot % SEGMENT],

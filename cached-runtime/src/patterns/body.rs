@@ -8,7 +8,8 @@ use std::future::Future;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::{Cache, flight::Leader, load, stats::Site, value};
+use super::{load, value};
+use crate::{cache::Cache, coord::flight::Leader, policy::Policy};
 
 /// A function body that [`cache_aside`](crate::__private::cache_aside) can run.
 ///
@@ -70,7 +71,7 @@ where
 pub struct Job<R> {
     pub(crate) cache: Cache,
     pub(crate) key: String,
-    pub(crate) site: &'static Site,
+    pub(crate) site: &'static Policy,
     pub(crate) ops: value::Ops<R>,
 }
 

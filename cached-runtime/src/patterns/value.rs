@@ -6,7 +6,8 @@ use std::{sync::Arc, time::Duration};
 
 use crate::{
     cache::Ttls,
-    codec::{CodecKind, Meta},
+    error::Error,
+    wire::codec::{CodecKind, Meta},
 };
 
 /// How waiters of a flight take the leader's decoded value: a clone of it, type-erased.
@@ -30,12 +31,9 @@ impl<R> std::fmt::Debug for Share<R> {
     }
 }
 
-/// The serde work for one return type, as plain function pointers: [`ops`] is where
+/// The serde work for one return type, as plain function pointers: `shape::ops` is where
 /// the `Serialize + DeserializeOwned` bounds are checked (the macros span it at the user's
-/// return type, so an unmet bound is reported there, once), and [`cache_aside`] needs none.
-///
-/// [`ops`]: crate::aside::ops
-/// [`cache_aside`]: crate::aside::cache_aside
+/// return type, so an unmet bound is reported there, once), and `cache_aside` needs none.
 #[doc(hidden)]
 pub struct Ops<R> {
     pub(crate) decode: DecodeFn<R>,
@@ -60,7 +58,7 @@ impl<R> std::fmt::Debug for Ops<R> {
 }
 
 /// Decodes an entry: codec, bytes, the cache's `max_value_size`.
-pub(crate) type DecodeFn<R> = fn(CodecKind, &[u8], usize) -> Result<Hit<R>, crate::Error>;
+pub(crate) type DecodeFn<R> = fn(CodecKind, &[u8], usize) -> Result<Hit<R>, Error>;
 
 pub(crate) enum Hit<R> {
     Value(R, Meta),
@@ -77,7 +75,7 @@ impl<R> Hit<R> {
 }
 
 pub(crate) struct Encoded {
-    pub(crate) bytes: Result<Vec<u8>, crate::Error>,
+    pub(crate) bytes: Result<Vec<u8>, Error>,
     pub(crate) ttl: Duration,
 }
 

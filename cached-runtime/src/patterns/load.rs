@@ -7,17 +7,20 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::value::{Encoded, Hit, Ops, unix_ms};
 use crate::{
-    Cache, codec,
-    flight::{Fill, Leader, Role, Waiting},
-    stats::{Counters, Site, bump},
-    value::{Encoded, Hit, Ops, unix_ms},
+    cache::Cache,
+    coord::flight::{Fill, Leader, Role, Waiting},
+    error::Error,
+    policy::Policy,
+    stats::{Counters, bump},
+    wire::codec,
 };
 
 /// One call of an annotated function: what every step of a load needs.
 pub(crate) struct Call<'a, R> {
     pub(crate) cache: &'a Cache,
-    pub(crate) site: &'static Site,
+    pub(crate) site: &'static Policy,
     pub(crate) key: &'a str,
     pub(crate) ops: &'a Ops<R>,
     pub(crate) counters: &'a Counters,
@@ -156,11 +159,7 @@ const BLOCKING_DECODE: usize = 256 * 1024;
 /// Decodes an entry with the cache's codec and size limit. A large value is decoded inside
 /// `block_in_place` on a multi-thread runtime: the worker's other tasks move to another
 /// thread meanwhile instead of waiting for the decode (a 5 MB value takes tens of ms).
-pub(crate) fn decode_raw<R>(
-    cache: &Cache,
-    ops: &Ops<R>,
-    raw: &[u8],
-) -> Result<Hit<R>, crate::Error> {
+pub(crate) fn decode_raw<R>(cache: &Cache, ops: &Ops<R>, raw: &[u8]) -> Result<Hit<R>, Error> {
     let (codec, max) = (cache.codec(), cache.max_value_size());
     if raw.len() >= BLOCKING_DECODE && on_multi_thread_runtime() {
         tokio::task::block_in_place(|| (ops.decode)(codec, raw, max))

@@ -18,7 +18,8 @@ use std::{
     },
 };
 
-use crate::{Error, backend::Raw, flight::Handoff};
+use super::flight::Handoff;
+use crate::{error::Error, store::Raw};
 
 const SHARDS: usize = 16;
 

@@ -6,7 +6,7 @@ use std::{fmt, time::Duration};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind};
 
 /// TLS settings of a `rediss://` connection beyond the URL; set by
 /// `CacheBuilder::tls_root_ca` and `CacheBuilder::tls_client_auth`.

@@ -17,7 +17,7 @@
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind};
 
 const MAGIC: u8 = 0xCA;
 const VERSION: u8 = 1;
@@ -116,7 +116,7 @@ fn decode_bounded<T: DeserializeOwned, C: bincode::config::Config>(
     config: C,
 ) -> Result<(T, bool), bincode::error::DecodeError> {
     let mut decoder = bincode::serde::BorrowedSerdeDecoder::from_slice(bytes, config, ());
-    let value = crate::bounded::deserialize(decoder.as_deserializer(), bytes.len())?;
+    let value = super::bounded::deserialize(decoder.as_deserializer(), bytes.len())?;
     // The slice decoder does not tell how much it read: one more byte decodes only if some
     // are left.
     let trailing = <u8 as serde::Deserialize>::deserialize(decoder.as_deserializer()).is_ok();
@@ -290,7 +290,7 @@ pub mod wire {
     use serde::{Serialize, de::DeserializeOwned};
 
     use super::{CodecKind, Decoded, Meta};
-    use crate::Error;
+    use crate::error::Error;
 
     /// Encodes `value` (`None`: the null marker) as a cache stores it, header included.
     pub fn encode<T: Serialize + ?Sized>(

@@ -1,10 +1,17 @@
 use super::*;
 use crate::{
-    aside::{CacheRef, Plain, Share, cache_aside, invalidate, ops, probe},
-    codec::{CodecKind, Meta},
+    patterns::{
+        aside::cache_aside,
+        invalidate::invalidate,
+        shape::{Plain, ops, probe},
+        target::CacheRef,
+        value::Share,
+    },
+    policy::Policy,
+    wire::codec::{CodecKind, Meta},
 };
 
-static SITE: Site = Site::new("tests::site", 60, 0);
+static SITE: Policy = Policy::new("tests::site", 60, 0);
 
 #[tokio::test]
 async fn a_miss_waits_for_the_lease_holder_and_takes_its_value_memory_backend() {
@@ -54,14 +61,14 @@ async fn a_miss_waits_for_the_lease_holder_and_takes_its_value_memory_backend() 
     );
 }
 
-static LOCKED: Site = Site::new("race::locked", 600, 0);
-static UNLOCKED: Site = Site::new("race::unlocked", 600, 0).without_lock();
-static WRITE: Site = Site::new("race::write", 0, 0);
+static LOCKED: Policy = Policy::new("race::locked", 600, 0);
+static UNLOCKED: Policy = Policy::new("race::unlocked", 600, 0).without_lock();
+static WRITE: Policy = Policy::new("race::write", 0, 0);
 
 /// Concurrent readers (cache-aside with a load of varied latency that reads the source at
 /// its start) and writers (update the source, then invalidate) over a few keys; after
 /// quiescing, the number of keys whose cached entry differs from the source.
-async fn race(site: &'static Site, seed: u64) -> usize {
+async fn race(site: &'static Policy, seed: u64) -> usize {
     use std::{collections::HashMap, sync::Mutex};
     const KEYS: u64 = 3;
     let cache = Cache::builder().memory().build().await.unwrap();
@@ -149,7 +156,7 @@ async fn the_randomized_race_leaves_stale_entries_only_without_leases() {
     );
 }
 
-static SHARED: Site = Site::new("tests::shared", 60, 0);
+static SHARED: Policy = Policy::new("tests::shared", 60, 0);
 static CLONES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A value that counts its clones.
@@ -200,7 +207,7 @@ async fn waiters_clone_the_leaders_value() {
     assert!(not_send.is_none(), "not Send: decoded");
 }
 
-static SIZES: Site = Site::new("tests::sizes", 60, 0);
+static SIZES: Policy = Policy::new("tests::sizes", 60, 0);
 
 /// Every call holds [`cache_aside`]'s future, with [`load`]'s inside it (1000 at once in a
 /// stampede): the leader's lease, load and write and the Redis write of `lock = false` are

@@ -1,0 +1,65 @@
+//! Invalidate-on-write: what `#[invalidates]` expands into.
+
+use std::future::Future;
+
+use super::{
+    shape::Outcome,
+    target::{CacheRef, uncached},
+};
+use crate::{policy::Policy, stats::bump};
+
+/// Invalidate-on-write: run `body`; if it succeeded, delete every key and its lease in one
+/// round trip (retried once). A failed delete is logged, counted and queued for a background
+/// retry; it never turns the write's success into an error.
+#[doc(hidden)]
+pub async fn invalidate<S, R, F>(
+    cache: CacheRef<'_>,
+    keys: Vec<String>,
+    site: &'static Policy,
+    _shape: S,
+    body: F,
+) -> R
+where
+    S: Outcome<R>,
+    F: Future<Output = R>,
+{
+    let result = body.await;
+    if !S::succeeded(&result) {
+        return result;
+    }
+    let Some(cache) = cache.as_cache() else {
+        uncached(site);
+        return result;
+    };
+    let counters = cache.counters(site);
+    let mut last_error = None;
+    for _attempt in 0..2 {
+        match cache.invalidate_keys(&keys).await {
+            Ok(deleted) => {
+                bump(&counters.invalidations);
+                tracing::debug!(
+                    function = site.name,
+                    ?keys,
+                    deleted,
+                    outcome = "invalidated"
+                );
+                return result;
+            }
+            Err(error) => {
+                bump(&counters.errors);
+                last_error = Some(error);
+            }
+        }
+    }
+    bump(&counters.invalidation_failures);
+    cache.defer_invalidation(&keys);
+    if let Some(error) = last_error {
+        tracing::error!(
+            function = site.name,
+            ?keys,
+            %error,
+            "invalidation failed twice; queued for retry (until then, at most the entries' TTL of staleness)"
+        );
+    }
+    result
+}

@@ -1,0 +1,212 @@
+//! Every command and Lua script the cache sends to Redis, over any redis-rs async connection
+//! (a node's `ConnectionManager`, a cluster's `ClusterConnection`). Each touches one hash
+//! slot: an entry and its lease key share one (`{app:user:42}:lock`).
+
+use std::{
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
+
+use redis::aio::ConnectionLike;
+
+use super::{Lease, Raw, lock_key};
+use crate::{error::Error, wire::event::Kind};
+
+/// Takes the lease (KEYS[1]) with our token ARGV[1] for ARGV[2] ms if nobody holds it: 1.
+/// Our leases are strings of 16 hex digits that always expire; anything else under the lease
+/// key (another type, no expiry, another format) is foreign and is replaced rather than waited
+/// on: 2. Held by another loader: 0.
+static TRY_LEASE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+local kind = redis.call('TYPE', KEYS[1])['ok']
+local foreign = kind ~= 'string' or redis.call('PTTL', KEYS[1]) < 0
+if not foreign then
+  local held = redis.call('GET', KEYS[1])
+  foreign = #held ~= 16 or string.find(held, '[^0-9a-f]') ~= nil
+end
+if foreign then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
+end
+return 0",
+    )
+});
+
+/// Stores the value (KEYS[1], ARGV[2], for ARGV[3] ms) if the lease (KEYS[2]) is still ours
+/// (ARGV[1]), releases it and publishes a fill event on ARGV[4]: ARGV[6] then the key, and
+/// the value after a NUL if it is at most ARGV[5] bytes. 1: stored; 0: the lease was lost.
+static PUT_LEASED: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  redis.call('DEL', KEYS[2])
+  local event = ARGV[6] .. KEYS[1]
+  if #ARGV[2] <= tonumber(ARGV[5]) then
+    event = event .. '\0' .. ARGV[2]
+  end
+  redis.call('PUBLISH', ARGV[4], event)
+  return 1
+end
+return 0",
+    )
+});
+
+/// Releases a lease we still hold (compare-and-delete) and publishes ARGV[3] then the key on
+/// ARGV[2], to wake the waiters.
+static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+  redis.call('PUBLISH', ARGV[2], ARGV[3] .. KEYS[1])
+  return 1
+end
+return 0",
+    )
+});
+
+/// Deletes entries with their leases (voiding loads in flight) and publishes ARGV[2] then the
+/// key on ARGV[1] for each. KEYS: entry1, lock1, entry2, lock2, ...
+static INVALIDATE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local n = redis.call('DEL', unpack(KEYS))
+for i = 1, #KEYS, 2 do
+  redis.call('PUBLISH', ARGV[1], ARGV[2] .. KEYS[i])
+end
+return n",
+    )
+});
+
+/// Milliseconds for `PX`, at least 1.
+fn px(ttl: Duration) -> u64 {
+    ttl.as_millis().clamp(1, u128::from(u64::MAX)) as u64
+}
+
+pub(crate) async fn get<C: ConnectionLike>(mut conn: C, key: &str) -> Result<Option<Raw>, Error> {
+    let v: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
+    Ok(v.map(Raw::Owned))
+}
+
+pub(crate) async fn set<C: ConnectionLike>(
+    mut conn: C,
+    key: &str,
+    value: Arc<[u8]>,
+    ttl: Duration,
+) -> Result<(), Error> {
+    redis::cmd("SET")
+        .arg(key)
+        .arg(&*value)
+        .arg("PX")
+        .arg(px(ttl))
+        .exec_async(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// Sets the expiry of `key` to `ttl` from now; `false` if there is no such key.
+pub(crate) async fn touch<C: ConnectionLike>(
+    mut conn: C,
+    key: &str,
+    ttl: Duration,
+) -> Result<bool, Error> {
+    let n: i64 = redis::cmd("PEXPIRE")
+        .arg(key)
+        .arg(px(ttl))
+        .query_async(&mut conn)
+        .await?;
+    Ok(n == 1)
+}
+
+/// `keys` must share a hash slot.
+pub(crate) async fn del<C: ConnectionLike>(mut conn: C, keys: &[String]) -> Result<u64, Error> {
+    Ok(redis::cmd("DEL").arg(keys).query_async(&mut conn).await?)
+}
+
+pub(crate) async fn ping<C: ConnectionLike>(mut conn: C) -> Result<(), Error> {
+    let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+    Ok(())
+}
+
+pub(crate) async fn try_lease<C: ConnectionLike>(
+    mut conn: C,
+    key: &str,
+    token: &str,
+    ttl: Duration,
+) -> Result<Lease, Error> {
+    let got: i64 = TRY_LEASE
+        .key(lock_key(key))
+        .arg(token)
+        .arg(px(ttl))
+        .invoke_async(&mut conn)
+        .await?;
+    Ok(match got {
+        1 => Lease::Taken,
+        2 => Lease::Repaired,
+        _ => Lease::Held,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn put_leased<C: ConnectionLike>(
+    mut conn: C,
+    key: &str,
+    token: &str,
+    value: Arc<[u8]>,
+    ttl: Duration,
+    channel: &str,
+    inline: usize,
+) -> Result<bool, Error> {
+    let stored: i64 = PUT_LEASED
+        .key(key)
+        .key(lock_key(key))
+        .arg(token)
+        .arg(&*value)
+        .arg(px(ttl))
+        .arg(channel)
+        .arg(inline)
+        .arg(Kind::Filled.prefix())
+        .invoke_async(&mut conn)
+        .await?;
+    Ok(stored == 1)
+}
+
+pub(crate) async fn release<C: ConnectionLike>(
+    mut conn: C,
+    key: &str,
+    token: &str,
+    channel: &str,
+) -> Result<(), Error> {
+    let _: i64 = RELEASE
+        .key(key)
+        .key(lock_key(key))
+        .arg(token)
+        .arg(channel)
+        .arg(Kind::Released.prefix())
+        .invoke_async(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// `keys` must share a hash slot.
+pub(crate) async fn invalidate<C: ConnectionLike>(
+    mut conn: C,
+    keys: &[String],
+    channel: &str,
+) -> Result<u64, Error> {
+    let mut invocation = INVALIDATE.prepare_invoke();
+    for key in keys {
+        invocation.key(key).key(lock_key(key));
+    }
+    Ok(invocation
+        .arg(channel)
+        .arg(Kind::Invalidated.prefix())
+        .invoke_async(&mut conn)
+        .await?)
+}

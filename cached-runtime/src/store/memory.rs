@@ -1,0 +1,183 @@
+//! The in-process store: entries in a bounded LRU map with per-entry expiry, leases in a map
+//! of deadlines, with the semantics of the Redis scripts (`commands.rs`). Nothing is shared
+//! with other processes, so there are no events: the cache wakes local waiters itself.
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use super::{Lease, Raw};
+
+#[derive(Debug)]
+pub(crate) struct Memory {
+    map: moka::sync::Cache<String, MemEntry>,
+    /// Leases: entry key -> (token, deadline).
+    leases: std::sync::Mutex<HashMap<String, (String, Instant)>>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct MemEntry {
+    bytes: Arc<[u8]>,
+    ttl: Duration,
+}
+
+struct MemExpiry;
+
+impl moka::Expiry<String, MemEntry> for MemExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &MemEntry,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        value: &MemEntry,
+        _updated_at: std::time::Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+impl Memory {
+    /// At most `max_entries` entries.
+    pub(crate) fn new(max_entries: u64) -> Memory {
+        Memory {
+            // Least recently used entries go first, and a new key is always admitted (moka's
+            // default, TinyLFU, refuses new keys that are not yet popular once the cache is
+            // full: a cache-aside miss would then never be stored).
+            map: moka::sync::Cache::builder()
+                .max_capacity(max_entries)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .expire_after(MemExpiry)
+                .build(),
+            leases: Default::default(),
+        }
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
+        self.leases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<Raw> {
+        self.map.get(key).map(|e| Raw::Shared(e.bytes))
+    }
+
+    pub(crate) fn set(&self, key: &str, bytes: Arc<[u8]>, ttl: Duration) {
+        self.map.insert(key.to_owned(), MemEntry { bytes, ttl });
+    }
+
+    /// Sets the expiry of `key` to `ttl` from now; `false` if there is no such key.
+    pub(crate) fn touch(&self, key: &str, ttl: Duration) -> bool {
+        match self.map.get(key) {
+            Some(entry) => {
+                self.set(key, entry.bytes, ttl);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn del(&self, keys: &[String]) -> u64 {
+        keys.iter()
+            .map(|key| u64::from(self.map.remove(key).is_some()))
+            .sum()
+    }
+
+    pub(crate) fn try_lease(&self, key: &str, token: &str, ttl: Duration) -> Lease {
+        let mut leases = self.leases();
+        let now = Instant::now();
+        // Expired leases are dropped here (not only replaced), so that the map does not keep
+        // one per key ever loaded: whenever it reaches 2048, 4096, ... entries (a scan per
+        // doubling, so amortized O(1) however many leases are live).
+        if leases.len() >= 2048 && leases.len().is_power_of_two() {
+            leases.retain(|_, (_, deadline)| *deadline > now);
+        }
+        match leases.get(key) {
+            Some((_, deadline)) if *deadline > now => Lease::Held,
+            _ => {
+                leases.insert(key.to_owned(), (token.to_owned(), now + ttl));
+                Lease::Taken
+            }
+        }
+    }
+
+    /// Stores `bytes` if the lease `token` on `key` is still valid, and releases it.
+    pub(crate) fn put_leased(
+        &self,
+        key: &str,
+        token: &str,
+        bytes: Arc<[u8]>,
+        ttl: Duration,
+    ) -> bool {
+        let mut leases = self.leases();
+        match leases.get(key) {
+            Some((t, deadline)) if t == token && *deadline > Instant::now() => {
+                leases.remove(key);
+                self.set(key, bytes, ttl);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn release(&self, key: &str, token: &str) {
+        let mut leases = self.leases();
+        if leases.get(key).is_some_and(|(t, _)| t == token) {
+            leases.remove(key);
+        }
+    }
+
+    /// Deletes entries with their leases.
+    pub(crate) fn invalidate(&self, keys: &[String]) -> u64 {
+        let mut leases = self.leases();
+        keys.iter()
+            .map(|key| {
+                leases.remove(key);
+                u64::from(self.map.remove(key).is_some())
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Expired leases do not pile up: keys loaded once and never again leave no lease behind
+    /// for long.
+    #[test]
+    fn expired_leases_are_pruned() {
+        let mem = Memory::new(10);
+        for i in 0..10_000 {
+            let got = mem.try_lease(
+                &format!("k{i}"),
+                "0123456789abcdef",
+                Duration::from_millis(1),
+            );
+            assert_eq!(got, Lease::Taken);
+            if i % 1000 == 999 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        let held = mem.leases().len();
+        assert!(held < 4096, "{held} leases kept for 10 000 expired ones");
+    }
+
+    #[test]
+    fn touch_keeps_the_value_and_resets_its_expiry() {
+        let mem = Memory::new(10);
+        assert!(!mem.touch("k", Duration::from_secs(1)));
+        mem.set("k", Arc::from(&b"v"[..]), Duration::from_millis(30));
+        assert!(mem.touch("k", Duration::from_secs(60)));
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(mem.get("k").as_deref(), Some(&b"v"[..]));
+    }
+}

@@ -1,0 +1,236 @@
+//! Where entries live: one Redis server, or this process's memory with the same semantics.
+//!
+//! [`Store`] is the one interface the layers above call: read, write, touch and delete
+//! entries, take and release a key's lease, write under a lease, invalidate, and find the
+//! client to subscribe to events with. Every operation touches one hash slot (a multi-key
+//! operation is given keys of one slot: [`Store::by_slot`] groups them). Dispatch is a
+//! `match` on the store's kind: no trait objects, no boxed futures.
+
+mod commands;
+pub(crate) mod connect;
+mod memory;
+mod node;
+
+use std::{ops::Deref, sync::Arc, time::Duration};
+
+use crate::error::Error;
+use connect::TlsOptions;
+use memory::Memory;
+use node::Node;
+
+/// Raw bytes of an entry, owned (from Redis) or shared (from memory).
+#[derive(Debug)]
+pub(crate) enum Raw {
+    Owned(Vec<u8>),
+    Shared(Arc<[u8]>),
+}
+
+impl Raw {
+    /// The bytes, shareable.
+    pub(crate) fn to_shared(&self) -> Arc<[u8]> {
+        match self {
+            Raw::Owned(v) => Arc::from(&v[..]),
+            Raw::Shared(v) => v.clone(),
+        }
+    }
+}
+
+impl Deref for Raw {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Raw::Owned(v) => v,
+            Raw::Shared(v) => v,
+        }
+    }
+}
+
+/// What [`Store::try_lease`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lease {
+    /// Ours now.
+    Taken,
+    /// Ours now, replacing foreign data under the lease key.
+    Repaired,
+    /// Another loader holds it.
+    Held,
+}
+
+/// The lease key of an entry: same hash slot (`{entry}` is its hash tag).
+pub(crate) fn lock_key(key: &str) -> String {
+    format!("{{{key}}}:lock")
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Store {
+    Node(Node),
+    Memory(Arc<Memory>),
+}
+
+impl Store {
+    /// One Redis server; see [`Node::new`].
+    pub(crate) fn node(
+        url: &str,
+        tls: &TlsOptions,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<Store, Error> {
+        Ok(Store::Node(Node::new(
+            url,
+            tls,
+            connect_timeout,
+            response_timeout,
+        )?))
+    }
+
+    pub(crate) fn memory(max_entries: u64) -> Store {
+        Store::Memory(Arc::new(Memory::new(max_entries)))
+    }
+
+    /// `"redis"` or `"memory"`.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Store::Node(_) => "redis",
+            Store::Memory(_) => "memory",
+        }
+    }
+
+    /// Whether other processes share the entries, and events arrive through pub/sub.
+    pub(crate) fn is_shared(&self) -> bool {
+        !matches!(self, Store::Memory(_))
+    }
+
+    /// The client to subscribe to the event channel with (a shared store only). `attempt`
+    /// counts the tries since the last subscription that worked.
+    pub(crate) fn subscriber(&self, _attempt: u32) -> Option<redis::Client> {
+        match self {
+            Store::Node(node) => Some(node.client().clone()),
+            Store::Memory(_) => None,
+        }
+    }
+
+    /// `keys` in groups of one hash slot each, for the multi-key operations.
+    pub(crate) fn by_slot(&self, keys: &[String]) -> Vec<Vec<String>> {
+        if keys.is_empty() {
+            Vec::new()
+        } else {
+            vec![keys.to_vec()]
+        }
+    }
+
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Raw>, Error> {
+        match self {
+            Store::Node(node) => commands::get(node.conn(), key).await,
+            Store::Memory(mem) => Ok(mem.get(key)),
+        }
+    }
+
+    pub(crate) async fn set(
+        &self,
+        key: &str,
+        value: Arc<[u8]>,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        match self {
+            Store::Node(node) => commands::set(node.conn(), key, value, ttl).await,
+            Store::Memory(mem) => {
+                mem.set(key, value, ttl);
+                Ok(())
+            }
+        }
+    }
+
+    /// Sets the expiry of `key` to `ttl` from now; `false` if there is no such key.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, Error> {
+        match self {
+            Store::Node(node) => commands::touch(node.conn(), key, ttl).await,
+            Store::Memory(mem) => Ok(mem.touch(key, ttl)),
+        }
+    }
+
+    /// Deletes `keys` (of one hash slot) in one round trip; how many existed.
+    pub(crate) async fn del(&self, keys: &[String]) -> Result<u64, Error> {
+        match self {
+            Store::Node(node) => commands::del(node.conn(), keys).await,
+            Store::Memory(mem) => Ok(mem.del(keys)),
+        }
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), Error> {
+        match self {
+            Store::Node(node) => commands::ping(node.conn()).await,
+            Store::Memory(_) => Ok(()),
+        }
+    }
+
+    /// Takes the lease of `key` for `ttl` if nobody holds it.
+    pub(crate) async fn try_lease(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<Lease, Error> {
+        match self {
+            Store::Node(node) => commands::try_lease(node.conn(), key, token, ttl).await,
+            Store::Memory(mem) => Ok(mem.try_lease(key, token, ttl)),
+        }
+    }
+
+    /// Stores `value` only if the lease `token` on `key` is still valid (not expired, not
+    /// voided by an invalidation), then releases it and wakes waiters; its fill event carries
+    /// the value if it is at most `inline` bytes. `false`: rejected.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn put_leased(
+        &self,
+        key: &str,
+        token: &str,
+        value: Arc<[u8]>,
+        ttl: Duration,
+        channel: &str,
+        inline: usize,
+    ) -> Result<bool, Error> {
+        match self {
+            Store::Node(node) => {
+                commands::put_leased(node.conn(), key, token, value, ttl, channel, inline).await
+            }
+            Store::Memory(mem) => Ok(mem.put_leased(key, token, value, ttl)),
+        }
+    }
+
+    /// Releases the lease `token` on `key` if still held, and wakes waiters.
+    pub(crate) async fn release(&self, key: &str, token: &str, channel: &str) -> Result<(), Error> {
+        match self {
+            Store::Node(node) => commands::release(node.conn(), key, token, channel).await,
+            Store::Memory(mem) => {
+                mem.release(key, token);
+                Ok(())
+            }
+        }
+    }
+
+    /// Deletes entries (of one hash slot) and their leases in one round trip and announces
+    /// the invalidation.
+    pub(crate) async fn invalidate(&self, keys: &[String], channel: &str) -> Result<u64, Error> {
+        match self {
+            Store::Node(node) => commands::invalidate(node.conn(), keys, channel).await,
+            Store::Memory(mem) => Ok(mem.invalidate(keys)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_touch() {
+        let store = Store::memory(10);
+        store
+            .set("k", Arc::from(&b"v"[..]), Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert!(store.touch("k", Duration::from_secs(5)).await.unwrap());
+        assert!(!store.touch("absent", Duration::from_secs(5)).await.unwrap());
+    }
+}

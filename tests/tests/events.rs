@@ -1,0 +1,83 @@
+//! The event channel's messages as the Lua scripts publish them, parsed by the runtime's own
+//! parser: a fill (with and without the value), a release and an invalidation.
+
+use std::time::Duration;
+
+use cached_runtime::{__private::events::parse, Cache, cache_aside, invalidates};
+use futures_util::StreamExt;
+use tests::RedisServer;
+
+struct Repo {
+    cache: Cache,
+}
+
+#[derive(Debug)]
+struct Failed;
+
+impl Repo {
+    #[cache_aside(key = "small:<id>", ttl = 60, cache = self.cache)]
+    async fn small(&self, id: u32) -> u32 {
+        id
+    }
+
+    #[cache_aside(key = "large:<id>", ttl = 60, cache = self.cache)]
+    async fn large(&self, id: u32) -> Vec<u8> {
+        vec![7; 4096 + id as usize]
+    }
+
+    #[cache_aside(key = "failing:<id>", ttl = 60, cache = self.cache)]
+    async fn failing(&self, id: u32) -> Result<u32, Failed> {
+        let _ = id;
+        Err(Failed)
+    }
+
+    #[invalidates(keys = ["small:<id>", "large:<id>"], cache = self.cache)]
+    async fn update(&self, id: u32) {
+        let _ = id;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_script_publishes_what_the_parser_reads() {
+    let server = RedisServer::spawn();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe("app:__events").await.unwrap();
+    let cache = Cache::builder()
+        .redis(server.url())
+        .namespace("app")
+        .fill_event_max_value(1024)
+        .build()
+        .await
+        .unwrap();
+    cache.ping().await.unwrap();
+    let repo = Repo { cache };
+
+    assert_eq!(repo.small(1).await, 1);
+    let stored = server.get_raw("app:small:1").expect("stored");
+    assert_eq!(repo.large(1).await.len(), 4097);
+    assert!(repo.failing(1).await.is_err());
+    repo.update(1).await;
+
+    let mut messages = pubsub.on_message();
+    let mut next = async || {
+        let msg = tokio::time::timeout(Duration::from_secs(5), messages.next())
+            .await
+            .expect("an event within 5 s")
+            .expect("the subscription is open");
+        let payload = msg.get_payload_bytes().to_vec();
+        assert_eq!(payload[0], 1, "version byte of {payload:?}");
+        parse(&payload).unwrap_or_else(|| panic!("unparsed event {payload:?}"))
+    };
+    // A small value travels with its fill event.
+    let (kind, key, value) = next().await;
+    assert_eq!((kind, key.as_str()), ('f', "app:small:1"));
+    assert_eq!(value, Some(stored));
+    // A value over fill_event_max_value does not.
+    assert_eq!(next().await, ('f', "app:large:1".to_owned(), None));
+    // An Err is not stored: the lease is released.
+    assert_eq!(next().await, ('r', "app:failing:1".to_owned(), None));
+    // One invalidation event per key.
+    assert_eq!(next().await, ('i', "app:small:1".to_owned(), None));
+    assert_eq!(next().await, ('i', "app:large:1".to_owned(), None));
+}
