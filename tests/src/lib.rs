@@ -5,7 +5,13 @@
 //! Everything here talks to a real server; nothing is mocked. All helpers are safe to use from
 //! tests running in parallel, on threads of one process or across processes.
 
+mod cluster;
+mod sentinel;
 mod tls;
+pub use cluster::{
+    CLUSTER_NODE_TIMEOUT_MS, CLUSTER_SLOTS, ClusterNode, NodeState, RedisCluster, Role, key_slot,
+};
+pub use sentinel::{SENTINEL_DOWN_AFTER_MS, SENTINEL_FAILOVER_TIMEOUT_MS, SentinelGroup};
 pub use tls::{ClientAuth, Pki, TlsRedisServer};
 
 use std::{
