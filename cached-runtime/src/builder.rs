@@ -33,6 +33,8 @@ pub const DEFAULT_NAMESPACE: &str = "cache";
 #[derive(Clone)]
 enum BackendChoice {
     Redis(String),
+    #[cfg(feature = "cluster")]
+    Cluster(Vec<String>),
     Memory,
 }
 
@@ -43,6 +45,11 @@ impl fmt::Debug for BackendChoice {
             BackendChoice::Redis(url) => {
                 f.debug_tuple("Redis").field(&connect::redact(url)).finish()
             }
+            #[cfg(feature = "cluster")]
+            BackendChoice::Cluster(urls) => f
+                .debug_tuple("Cluster")
+                .field(&urls.iter().map(|u| connect::redact(u)).collect::<Vec<_>>())
+                .finish(),
             BackendChoice::Memory => f.write_str("Memory"),
         }
     }
@@ -102,6 +109,40 @@ impl CacheBuilder {
     /// `redis://***@host:port/db`.
     pub fn redis(mut self, url: impl Into<String>) -> Self {
         self.backend = BackendChoice::Redis(url.into());
+        self
+    }
+
+    /// Store entries in a Redis Cluster, found through `nodes`: URLs of some of its nodes
+    /// (`redis://[user[:password]@]host:port`, or `rediss://…` with the `tls` feature; one
+    /// reachable node is enough, the others are learned from it). Credentials and TLS settings
+    /// of the first URL are used for every node.
+    ///
+    /// Every operation touches one hash slot: an entry and its lease key share one
+    /// (`app:user:42`, `{app:user:42}:lock`), and an invalidation of keys in several slots
+    /// is one atomic delete per slot, all sent at once. `MOVED` and `ASK` replies are followed.
+    /// The circuit breaker is per shard (a primary and its replicas): a failing primary
+    /// turns the cache off for its own keys only. Events that wake other instances' waiters
+    /// are published with `PUBLISH`, which the cluster broadcasts to every node.
+    ///
+    /// Like [`redis`](Self::redis), nothing is connected at `build()`.
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), cached_runtime::Error> {
+    /// let cache = cached_runtime::Cache::builder()
+    ///     .redis_cluster(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])
+    ///     .namespace("app")
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
+    pub fn redis_cluster<I, S>(mut self, nodes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.backend = BackendChoice::Cluster(nodes.into_iter().map(Into::into).collect());
         self
     }
 
@@ -303,15 +344,18 @@ impl CacheBuilder {
         if self.memory_capacity == 0 {
             return Err(Error::config("memory_capacity must be at least 1"));
         }
+        let connect_timeout = self.op_timeout.max(Duration::from_secs(1));
+        // The longest round trip the cache allows (a write of the largest value): the cache
+        // bounds each round trip itself, redis-rs must not cut one short.
+        let response_timeout = write_timeout(self.op_timeout, self.max_value_size);
         let store = match &self.backend {
-            BackendChoice::Redis(url) => Store::node(
-                url,
-                &self.tls,
-                self.op_timeout.max(Duration::from_secs(1)),
-                // The longest round trip the cache allows (a write of the largest value): the
-                // cache bounds each round trip itself, redis-rs must not cut one short.
-                write_timeout(self.op_timeout, self.max_value_size),
-            )?,
+            BackendChoice::Redis(url) => {
+                Store::node(url, &self.tls, connect_timeout, response_timeout)?
+            }
+            #[cfg(feature = "cluster")]
+            BackendChoice::Cluster(urls) => {
+                Store::cluster(urls, &self.tls, connect_timeout, response_timeout)?
+            }
             BackendChoice::Memory => Store::memory(self.memory_capacity),
         };
         Ok(Cache::start(

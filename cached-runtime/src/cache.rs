@@ -66,7 +66,8 @@ pub(crate) struct Inner {
     ttl_jitter: f64,
     codec: CodecKind,
     stats: Registry,
-    breaker: Breaker,
+    /// One per shard of the store (one for a single Redis server or memory).
+    breakers: Box<[Breaker]>,
     lock_ttl: Duration,
     fill_event_max: usize,
     max_value_size: usize,
@@ -125,6 +126,7 @@ impl Cache {
     pub(crate) fn start(store: Store, settings: Settings) -> Cache {
         let (shutdown, shutdown_rx) = watch::channel(());
         let channel = key::join(&settings.namespace, "__events");
+        let shards = store.shards();
         let cache = Cache {
             inner: Arc::new(Inner {
                 store,
@@ -134,7 +136,9 @@ impl Cache {
                 ttl_jitter: settings.ttl_jitter,
                 codec: settings.codec,
                 stats: Registry::default(),
-                breaker: Breaker::new(settings.breaker.0, settings.breaker.1),
+                breakers: (0..shards)
+                    .map(|_| Breaker::new(settings.breaker.0, settings.breaker.1))
+                    .collect(),
                 lock_ttl: settings.lock_ttl,
                 fill_event_max: settings.fill_event_max,
                 max_value_size: settings.max_value_size,
@@ -149,6 +153,9 @@ impl Cache {
             Arc::downgrade(&cache.inner),
             shutdown_rx.clone(),
         ));
+        if let Some(maintenance) = cache.inner.store.maintenance(shutdown_rx.clone()) {
+            tokio::spawn(maintenance);
+        }
         if cache.inner.store.is_shared() {
             tokio::spawn(events::listen(
                 Arc::downgrade(&cache.inner.local),
@@ -162,6 +169,11 @@ impl Cache {
             tokio::spawn(async move {
                 if let Err(e) = warm.ping().await {
                     tracing::warn!(error = %e, "redis not reachable at start-up; calls run uncached until it is");
+                    return;
+                }
+                let check = tokio::time::timeout(warm.inner.op_timeout, warm.inner.store.check());
+                if let Ok(Ok(Some(problem))) = check.await {
+                    tracing::error!("{problem}");
                 }
             });
         }
@@ -180,15 +192,16 @@ impl Cache {
 
     /// One round trip to the backend, bounded by `op_timeout`: for readiness checks.
     pub async fn ping(&self) -> Result<(), Error> {
-        self.timed(self.inner.store.ping()).await
+        self.timed("", self.inner.store.ping()).await
     }
 
     /// Hit/miss/error counters, total and per annotated function.
     pub fn stats(&self) -> Stats {
         let mut stats = self.inner.stats.snapshot();
-        stats.breaker_opens = self.inner.breaker.opens.load(Relaxed);
-        stats.breaker_rejections = self.inner.breaker.rejected.load(Relaxed);
-        stats.breaker_open = self.inner.breaker.is_open();
+        let breakers = &self.inner.breakers;
+        stats.breaker_opens = breakers.iter().map(|b| b.opens.load(Relaxed)).sum();
+        stats.breaker_rejections = breakers.iter().map(|b| b.rejected.load(Relaxed)).sum();
+        stats.breaker_open = breakers.iter().any(Breaker::is_open);
         let pending = &self.inner.pending_counts;
         stats.invalidations_deferred = pending.deferred.load(Relaxed);
         stats.invalidations_recovered = pending.recovered.load(Relaxed);
@@ -213,9 +226,13 @@ impl Cache {
             .iter()
             .map(|k| key::join(&self.inner.namespace, k))
             .collect();
+        let groups = self.inner.store.by_slot(&full);
+        let deletes = groups
+            .iter()
+            .map(|group| self.timed(&group[0], self.inner.store.del(group)));
         let mut deleted = 0;
-        for group in self.inner.store.by_slot(&full) {
-            deleted += self.timed(self.inner.store.del(&group)).await?;
+        for result in futures_util::future::join_all(deletes).await {
+            deleted += result?;
         }
         Ok(deleted)
     }
@@ -233,7 +250,7 @@ impl Cache {
     }
 
     pub(crate) async fn get_raw(&self, key: &str) -> Result<Option<Raw>, Error> {
-        self.timed(self.inner.store.get(key)).await
+        self.timed(key, self.inner.store.get(key)).await
     }
 
     /// [`get_raw`](Self::get_raw), sharing one round trip with concurrent reads of `key`
@@ -260,7 +277,7 @@ impl Cache {
         ttl: Duration,
     ) -> Result<(), Error> {
         let limit = self.write_timeout(value.len());
-        self.timed_within(limit, self.inner.store.set(key, value, ttl))
+        self.timed_within(key, limit, self.inner.store.set(key, value, ttl))
             .await
     }
 
@@ -273,31 +290,38 @@ impl Cache {
     /// Deletes entries with their leases, announces it to other instances, and forgets local
     /// flights and reads of those keys — before the delete and again after it, so that no call
     /// that starts once this returns joins a load or read that began before the delete landed.
-    pub(crate) async fn invalidate_keys(&self, keys: &[String]) -> Result<u64, Error> {
+    /// Keys of different hash slots are deleted in one atomic step per slot, all sent at once;
+    /// the result says which keys were not deleted.
+    pub(crate) async fn invalidate_keys(&self, keys: &[String]) -> Invalidated {
         let forget = || {
             for key in keys {
                 self.inner.local.forget(key);
             }
         };
         forget();
-        let mut deleted = Ok(0);
-        for group in self.inner.store.by_slot(keys) {
-            match self
-                .timed(self.inner.store.invalidate(&group, &self.inner.channel))
-                .await
-            {
-                Ok(n) => deleted = deleted.map(|d| d + n),
-                Err(error) => {
-                    deleted = Err(error);
-                    break;
-                }
-            }
-        }
+        let groups = self.inner.store.by_slot(keys);
+        let deletes = groups.iter().map(|group| {
+            self.timed(
+                &group[0],
+                self.inner.store.invalidate(group, &self.inner.channel),
+            )
+        });
+        let results = futures_util::future::join_all(deletes).await;
         forget();
         for key in keys {
             self.wake_local(key);
         }
-        deleted
+        let mut outcome = Invalidated::default();
+        for (group, result) in groups.into_iter().zip(results) {
+            match result {
+                Ok(deleted) => outcome.deleted += deleted,
+                Err(error) => {
+                    outcome.failed.extend(group);
+                    outcome.error = Some(error);
+                }
+            }
+        }
+        outcome
     }
 
     pub(crate) fn flights(&self) -> &Flights {
@@ -323,7 +347,10 @@ impl Cache {
     pub(crate) async fn lease(&self, key: &str) -> Result<Leased, Error> {
         let token = format!("{:016x}", rand::random::<u64>());
         let got = self
-            .timed(self.inner.store.try_lease(key, &token, self.inner.lock_ttl))
+            .timed(
+                key,
+                self.inner.store.try_lease(key, &token, self.inner.lock_ttl),
+            )
             .await?;
         Ok(Leased {
             token: (got != Lease::Held).then_some(token),
@@ -343,6 +370,7 @@ impl Cache {
         let limit = self.write_timeout(value.len());
         let stored = self
             .timed_within(
+                key,
                 limit,
                 self.inner.store.put_leased(
                     key,
@@ -360,7 +388,10 @@ impl Cache {
 
     pub(crate) async fn release(&self, key: &str, token: &str) -> Result<(), Error> {
         let released = self
-            .timed(self.inner.store.release(key, token, &self.inner.channel))
+            .timed(
+                key,
+                self.inner.store.release(key, token, &self.inner.channel),
+            )
             .await;
         self.wake_local(key);
         released
@@ -416,9 +447,14 @@ impl Cache {
         ttl.mul_f64(1.0 - cut).max(Duration::from_millis(1))
     }
 
-    /// One backend round trip: through the circuit breaker, bounded by `op_timeout`.
-    async fn timed<T>(&self, op: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
-        self.timed_within(self.inner.op_timeout, op).await
+    /// One round trip for `key` (or keys of its slot): through the circuit breaker of its
+    /// shard, bounded by `op_timeout`.
+    async fn timed<T>(
+        &self,
+        key: &str,
+        op: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        self.timed_within(key, self.inner.op_timeout, op).await
     }
 
     /// One backend round trip through the circuit breaker, bounded by `limit`. Only failures
@@ -426,10 +462,13 @@ impl Cache {
     /// `WRONGTYPE`) is an answer from a working Redis.
     async fn timed_within<T>(
         &self,
+        key: &str,
         limit: Duration,
         op: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        let Some(admit) = self.inner.breaker.admit() else {
+        let breakers = &self.inner.breakers;
+        let breaker = &breakers[self.inner.store.shard_of(key) % breakers.len()];
+        let Some(admit) = breaker.admit() else {
             return Err(Error::new(
                 ErrorKind::CircuitOpen,
                 "circuit breaker open: redis failed repeatedly, skipping it for now",
@@ -446,8 +485,8 @@ impl Cache {
             )),
         };
         match &result {
-            Err(error) if error.is_unhealthy() => self.inner.breaker.failure(admit),
-            _ => self.inner.breaker.success(admit),
+            Err(error) if error.is_unhealthy() => breaker.failure(admit),
+            _ => breaker.success(admit),
         }
         result
     }
@@ -467,11 +506,15 @@ impl Inner {
             inner: self.clone(),
         };
         let mut done = 0;
-        for chunk in keys.chunks(256) {
-            if cache.invalidate_keys(chunk).await.is_err() {
+        let mut left = Vec::new();
+        let mut chunks = keys.chunks(256);
+        for chunk in chunks.by_ref() {
+            let outcome = cache.invalidate_keys(chunk).await;
+            done += chunk.len() - outcome.failed.len();
+            if !outcome.failed.is_empty() {
+                left = outcome.failed;
                 break;
             }
-            done += chunk.len();
         }
         if done > 0 {
             self.pending_counts
@@ -482,9 +525,10 @@ impl Inner {
                 "pending invalidations applied after redis recovered"
             );
         }
-        if done < keys.len() {
+        left.extend(chunks.flatten().cloned());
+        if !left.is_empty() {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            pending.extend_from_slice(&keys[done..]);
+            pending.extend(left);
         }
     }
 }
@@ -504,6 +548,17 @@ async fn retry_invalidations(inner: Weak<Inner>, mut shutdown: watch::Receiver<(
 /// The bound on a write of `bytes`: `op_timeout` plus 1 ms per [`WRITE_BYTES_PER_MS`].
 pub(crate) fn write_timeout(op_timeout: Duration, bytes: usize) -> Duration {
     op_timeout + Duration::from_millis((bytes / WRITE_BYTES_PER_MS) as u64)
+}
+
+/// What [`Cache::invalidate_keys`] did.
+#[derive(Debug, Default)]
+pub(crate) struct Invalidated {
+    /// Entries that existed and were deleted.
+    pub(crate) deleted: u64,
+    /// Keys whose slot's delete failed.
+    pub(crate) failed: Vec<String>,
+    /// The last failure.
+    pub(crate) error: Option<Error>,
 }
 
 /// What a lease attempt got.

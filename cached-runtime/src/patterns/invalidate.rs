@@ -32,31 +32,34 @@ where
         return result;
     };
     let counters = cache.counters(site);
+    // Keys of several hash slots (on a cluster) are deleted per slot: what failed is retried
+    // once, then queued, without touching the groups that were deleted.
+    let mut left = keys;
+    let mut deleted = 0;
     let mut last_error = None;
     for _attempt in 0..2 {
-        match cache.invalidate_keys(&keys).await {
-            Ok(deleted) => {
-                bump(&counters.invalidations);
-                tracing::debug!(
-                    function = site.name,
-                    ?keys,
-                    deleted,
-                    outcome = "invalidated"
-                );
-                return result;
-            }
-            Err(error) => {
-                bump(&counters.errors);
-                last_error = Some(error);
-            }
+        let outcome = cache.invalidate_keys(&left).await;
+        deleted += outcome.deleted;
+        if outcome.failed.is_empty() {
+            bump(&counters.invalidations);
+            tracing::debug!(
+                function = site.name,
+                keys = ?left,
+                deleted,
+                outcome = "invalidated"
+            );
+            return result;
         }
+        bump(&counters.errors);
+        last_error = outcome.error;
+        left = outcome.failed;
     }
     bump(&counters.invalidation_failures);
-    cache.defer_invalidation(&keys);
+    cache.defer_invalidation(&left);
     if let Some(error) = last_error {
         tracing::error!(
             function = site.name,
-            ?keys,
+            keys = ?left,
             %error,
             "invalidation failed twice; queued for retry (until then, at most the entries' TTL of staleness)"
         );

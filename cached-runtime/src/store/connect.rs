@@ -80,20 +80,9 @@ pub(crate) fn client(url: &str, tls: &TlsOptions) -> Result<redis::Client, Error
     if tls_url {
         install_crypto_provider();
         check_tls(tls)?;
-        let client = if tls.is_set() {
-            let certificates = redis::TlsCertificates {
-                client_tls: tls
-                    .client_auth
-                    .as_ref()
-                    .map(|(cert, key)| redis::ClientTlsConfig {
-                        client_cert: cert.clone(),
-                        client_key: key.clone(),
-                    }),
-                root_cert: tls.root_ca.clone(),
-            };
-            redis::Client::build_with_tls(url, certificates)
-        } else {
-            redis::Client::open(url)
+        let client = match certificates(tls) {
+            Some(certificates) => redis::Client::build_with_tls(url, certificates),
+            None => redis::Client::open(url),
         }
         .map_err(invalid)?;
         if let redis::ConnectionAddr::TcpTls { insecure: true, .. } =
@@ -107,6 +96,36 @@ pub(crate) fn client(url: &str, tls: &TlsOptions) -> Result<redis::Client, Error
         return Ok(client);
     }
     redis::Client::open(url).map_err(invalid)
+}
+
+/// TLS certificates as redis-rs takes them (nothing without the `tls` feature).
+#[cfg(feature = "tls")]
+pub(crate) type Certificates = redis::TlsCertificates;
+/// TLS certificates as redis-rs takes them (nothing without the `tls` feature).
+#[cfg(all(not(feature = "tls"), feature = "cluster"))]
+pub(crate) type Certificates = std::convert::Infallible;
+
+/// The private CA and client certificate of `tls`, if any are set.
+#[cfg(any(feature = "tls", feature = "cluster"))]
+pub(crate) fn certificates(tls: &TlsOptions) -> Option<Certificates> {
+    if !tls.is_set() {
+        return None;
+    }
+    #[cfg(feature = "tls")]
+    {
+        Some(redis::TlsCertificates {
+            client_tls: tls
+                .client_auth
+                .as_ref()
+                .map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert.clone(),
+                    client_key: key.clone(),
+                }),
+            root_cert: tls.root_ca.clone(),
+        })
+    }
+    #[cfg(not(feature = "tls"))]
+    None
 }
 
 /// A lazily connecting, auto-reconnecting connection: one attempt per (re)connection, bounded

@@ -1,4 +1,5 @@
-//! Where entries live: one Redis server, or this process's memory with the same semantics.
+//! Where entries live: one Redis server, a Redis Cluster, or this process's memory with the
+//! same semantics.
 //!
 //! [`Store`] is the one interface the layers above call: read, write, touch and delete
 //! entries, take and release a key's lease, write under a lease, invalidate, and find the
@@ -6,17 +7,24 @@
 //! operation is given keys of one slot: [`Store::by_slot`] groups them). Dispatch is a
 //! `match` on the store's kind: no trait objects, no boxed futures.
 
+#[cfg(feature = "cluster")]
+mod cluster;
 mod commands;
 pub(crate) mod connect;
 mod memory;
 mod node;
 
-use std::{ops::Deref, sync::Arc, time::Duration};
+use std::{future::Future, ops::Deref, pin::Pin, sync::Arc, time::Duration};
 
-use crate::error::Error;
+use tokio::sync::watch;
+
+#[cfg(feature = "cluster")]
+use cluster::Cluster;
 use connect::TlsOptions;
 use memory::Memory;
 use node::Node;
+
+use crate::error::Error;
 
 /// Raw bytes of an entry, owned (from Redis) or shared (from memory).
 #[derive(Debug)]
@@ -64,7 +72,28 @@ pub(crate) fn lock_key(key: &str) -> String {
 #[derive(Clone, Debug)]
 pub(crate) enum Store {
     Node(Node),
+    #[cfg(feature = "cluster")]
+    Cluster(Cluster),
     Memory(Arc<Memory>),
+}
+
+/// Runs `$body` with `$conn` bound to a Redis store's connection, or `$memory` with `$mem`
+/// bound to the memory store.
+macro_rules! dispatch {
+    ($store:expr, $conn:ident => $body:expr, $mem:ident => $memory:expr) => {
+        match $store {
+            Store::Node(node) => {
+                let $conn = node.conn();
+                $body
+            }
+            #[cfg(feature = "cluster")]
+            Store::Cluster(cluster) => {
+                let $conn = cluster.conn();
+                $body
+            }
+            Store::Memory($mem) => $memory,
+        }
+    };
 }
 
 impl Store {
@@ -83,15 +112,94 @@ impl Store {
         )?))
     }
 
+    /// A Redis Cluster; see [`Cluster::new`].
+    #[cfg(feature = "cluster")]
+    pub(crate) fn cluster(
+        seeds: &[String],
+        tls: &TlsOptions,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<Store, Error> {
+        Ok(Store::Cluster(Cluster::new(
+            seeds,
+            tls,
+            connect_timeout,
+            response_timeout,
+        )?))
+    }
+
     pub(crate) fn memory(max_entries: u64) -> Store {
         Store::Memory(Arc::new(Memory::new(max_entries)))
     }
 
-    /// `"redis"` or `"memory"`.
+    /// `"redis"`, `"redis-cluster"` or `"memory"`.
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Store::Node(_) => "redis",
+            #[cfg(feature = "cluster")]
+            Store::Cluster(_) => "redis-cluster",
             Store::Memory(_) => "memory",
+        }
+    }
+
+    /// How many circuit breakers the cache keeps: one per shard of a cluster (its primary and
+    /// replicas), else one.
+    pub(crate) fn shards(&self) -> usize {
+        match self {
+            #[cfg(feature = "cluster")]
+            Store::Cluster(_) => cluster::MAX_SHARDS,
+            _ => 1,
+        }
+    }
+
+    /// The shard that serves `key`, below [`shards`](Self::shards).
+    #[inline]
+    pub(crate) fn shard_of(&self, key: &str) -> usize {
+        match self {
+            #[cfg(feature = "cluster")]
+            Store::Cluster(cluster) => cluster.shard_of(key),
+            _ => {
+                let _ = key;
+                0
+            }
+        }
+    }
+
+    /// The store's own background work (a cluster's slot map refresh), to run until
+    /// `shutdown`.
+    pub(crate) fn maintenance(
+        &self,
+        shutdown: watch::Receiver<()>,
+    ) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+        match self {
+            #[cfg(feature = "cluster")]
+            Store::Cluster(cluster) => Some(Box::pin(cluster.clone().maintain(shutdown))),
+            _ => {
+                drop(shutdown);
+                None
+            }
+        }
+    }
+
+    /// Checks, once connected, that the store is what it was configured as: a Redis server
+    /// given with `redis(url)` that is a node of a cluster is reported (most keys would be
+    /// answered with `MOVED`). `Ok(Some(problem))` says what is wrong.
+    pub(crate) async fn check(&self) -> Result<Option<String>, Error> {
+        match self {
+            Store::Node(node) => {
+                let info: String = redis::cmd("INFO")
+                    .arg("cluster")
+                    .query_async(&mut node.conn())
+                    .await?;
+                Ok(info
+                    .lines()
+                    .any(|line| line.trim() == "cluster_enabled:1")
+                    .then(|| {
+                        "this Redis server is a node of a Redis Cluster: it answers only the keys of its own slots (the others get MOVED and run uncached); use CacheBuilder::redis_cluster with the cluster's node URLs"
+                            .to_owned()
+                    }))
+            }
+            _ => Ok(None),
         }
     }
 
@@ -102,27 +210,41 @@ impl Store {
 
     /// The client to subscribe to the event channel with (a shared store only). `attempt`
     /// counts the tries since the last subscription that worked.
-    pub(crate) fn subscriber(&self, _attempt: u32) -> Option<redis::Client> {
+    pub(crate) fn subscriber(&self, attempt: u32) -> Option<redis::Client> {
         match self {
-            Store::Node(node) => Some(node.client().clone()),
+            Store::Node(node) => {
+                let _ = attempt;
+                Some(node.client().clone())
+            }
+            #[cfg(feature = "cluster")]
+            Store::Cluster(cluster) => Some(cluster.subscriber(attempt)),
             Store::Memory(_) => None,
         }
     }
 
-    /// `keys` in groups of one hash slot each, for the multi-key operations.
+    /// `keys` in groups of one hash slot each (in the order of their first key), for the
+    /// multi-key operations.
     pub(crate) fn by_slot(&self, keys: &[String]) -> Vec<Vec<String>> {
-        if keys.is_empty() {
-            Vec::new()
-        } else {
-            vec![keys.to_vec()]
+        match self {
+            #[cfg(feature = "cluster")]
+            Store::Cluster(_) => {
+                let mut groups: Vec<(u16, Vec<String>)> = Vec::new();
+                for key in keys {
+                    let slot = crate::wire::slot::of(key.as_bytes());
+                    match groups.iter_mut().find(|(s, _)| *s == slot) {
+                        Some((_, group)) => group.push(key.clone()),
+                        None => groups.push((slot, vec![key.clone()])),
+                    }
+                }
+                groups.into_iter().map(|(_, group)| group).collect()
+            }
+            _ if keys.is_empty() => Vec::new(),
+            _ => vec![keys.to_vec()],
         }
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Raw>, Error> {
-        match self {
-            Store::Node(node) => commands::get(node.conn(), key).await,
-            Store::Memory(mem) => Ok(mem.get(key)),
-        }
+        dispatch!(self, conn => commands::get(conn, key).await, mem => Ok(mem.get(key)))
     }
 
     pub(crate) async fn set(
@@ -131,37 +253,25 @@ impl Store {
         value: Arc<[u8]>,
         ttl: Duration,
     ) -> Result<(), Error> {
-        match self {
-            Store::Node(node) => commands::set(node.conn(), key, value, ttl).await,
-            Store::Memory(mem) => {
-                mem.set(key, value, ttl);
-                Ok(())
-            }
-        }
+        dispatch!(self, conn => commands::set(conn, key, value, ttl).await, mem => {
+            mem.set(key, value, ttl);
+            Ok(())
+        })
     }
 
     /// Sets the expiry of `key` to `ttl` from now; `false` if there is no such key.
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, Error> {
-        match self {
-            Store::Node(node) => commands::touch(node.conn(), key, ttl).await,
-            Store::Memory(mem) => Ok(mem.touch(key, ttl)),
-        }
+        dispatch!(self, conn => commands::touch(conn, key, ttl).await, mem => Ok(mem.touch(key, ttl)))
     }
 
     /// Deletes `keys` (of one hash slot) in one round trip; how many existed.
     pub(crate) async fn del(&self, keys: &[String]) -> Result<u64, Error> {
-        match self {
-            Store::Node(node) => commands::del(node.conn(), keys).await,
-            Store::Memory(mem) => Ok(mem.del(keys)),
-        }
+        dispatch!(self, conn => commands::del(conn, keys).await, mem => Ok(mem.del(keys)))
     }
 
     pub(crate) async fn ping(&self) -> Result<(), Error> {
-        match self {
-            Store::Node(node) => commands::ping(node.conn()).await,
-            Store::Memory(_) => Ok(()),
-        }
+        dispatch!(self, conn => commands::ping(conn).await, _mem => Ok(()))
     }
 
     /// Takes the lease of `key` for `ttl` if nobody holds it.
@@ -171,10 +281,9 @@ impl Store {
         token: &str,
         ttl: Duration,
     ) -> Result<Lease, Error> {
-        match self {
-            Store::Node(node) => commands::try_lease(node.conn(), key, token, ttl).await,
-            Store::Memory(mem) => Ok(mem.try_lease(key, token, ttl)),
-        }
+        dispatch!(self, conn => commands::try_lease(conn, key, token, ttl).await, mem => {
+            Ok(mem.try_lease(key, token, ttl))
+        })
     }
 
     /// Stores `value` only if the lease `token` on `key` is still valid (not expired, not
@@ -190,32 +299,25 @@ impl Store {
         channel: &str,
         inline: usize,
     ) -> Result<bool, Error> {
-        match self {
-            Store::Node(node) => {
-                commands::put_leased(node.conn(), key, token, value, ttl, channel, inline).await
-            }
-            Store::Memory(mem) => Ok(mem.put_leased(key, token, value, ttl)),
-        }
+        dispatch!(self, conn => {
+            commands::put_leased(conn, key, token, value, ttl, channel, inline).await
+        }, mem => Ok(mem.put_leased(key, token, value, ttl)))
     }
 
     /// Releases the lease `token` on `key` if still held, and wakes waiters.
     pub(crate) async fn release(&self, key: &str, token: &str, channel: &str) -> Result<(), Error> {
-        match self {
-            Store::Node(node) => commands::release(node.conn(), key, token, channel).await,
-            Store::Memory(mem) => {
-                mem.release(key, token);
-                Ok(())
-            }
-        }
+        dispatch!(self, conn => commands::release(conn, key, token, channel).await, mem => {
+            mem.release(key, token);
+            Ok(())
+        })
     }
 
     /// Deletes entries (of one hash slot) and their leases in one round trip and announces
     /// the invalidation.
     pub(crate) async fn invalidate(&self, keys: &[String], channel: &str) -> Result<u64, Error> {
-        match self {
-            Store::Node(node) => commands::invalidate(node.conn(), keys, channel).await,
-            Store::Memory(mem) => Ok(mem.invalidate(keys)),
-        }
+        dispatch!(self, conn => commands::invalidate(conn, keys, channel).await, mem => {
+            Ok(mem.invalidate(keys))
+        })
     }
 }
 

@@ -7,3 +7,5 @@ pub(crate) mod codec;
 pub(crate) mod event;
 pub(crate) mod key;
 pub(crate) mod nullish;
+#[cfg(feature = "cluster")]
+pub(crate) mod slot;
