@@ -136,9 +136,13 @@ impl Cache {
                 ttl_jitter: settings.ttl_jitter,
                 codec: settings.codec,
                 stats: Registry::default(),
-                breakers: (0..shards)
-                    .map(|_| Breaker::new(settings.breaker.0, settings.breaker.1))
-                    .collect(),
+                breakers: match shards {
+                    1 => vec![Breaker::new(settings.breaker.0, settings.breaker.1)],
+                    _ => (0..shards)
+                        .map(|i| Breaker::for_shard(i, settings.breaker.0, settings.breaker.1))
+                        .collect(),
+                }
+                .into_boxed_slice(),
                 lock_ttl: settings.lock_ttl,
                 fill_event_max: settings.fill_event_max,
                 max_value_size: settings.max_value_size,

@@ -98,11 +98,12 @@ pub struct Stats {
     pub total: Counts,
     /// Per function, in order of first use.
     pub functions: Vec<FunctionStats>,
-    /// How often the circuit breaker opened.
+    /// How often the circuit breaker opened (on a Redis Cluster, the breakers of all shards).
     pub breaker_opens: u64,
     /// Round trips skipped because the breaker was open.
     pub breaker_rejections: u64,
-    /// Whether the breaker is open (or half-open) now.
+    /// Whether the breaker is open (or half-open) now; on a Redis Cluster, whether any shard's
+    /// is.
     pub breaker_open: bool,
     /// Keys whose invalidation failed twice and was queued for a background retry.
     pub invalidations_deferred: u64,

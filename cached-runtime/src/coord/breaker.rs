@@ -12,6 +12,8 @@ use std::{
 
 #[derive(Debug)]
 pub(crate) struct Breaker {
+    /// The cluster shard it guards (`None`: the whole store), for its log lines.
+    shard: Option<usize>,
     threshold: u32,
     cooldown: Duration,
     epoch: Instant,
@@ -35,6 +37,7 @@ pub(crate) enum Admit {
 impl Breaker {
     pub(crate) fn new(threshold: u32, cooldown: Duration) -> Self {
         Breaker {
+            shard: None,
             threshold,
             cooldown,
             epoch: Instant::now(),
@@ -43,6 +46,14 @@ impl Breaker {
             probing: AtomicBool::new(false),
             opens: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+        }
+    }
+
+    /// A breaker of one shard of a cluster.
+    pub(crate) fn for_shard(shard: usize, threshold: u32, cooldown: Duration) -> Self {
+        Breaker {
+            shard: Some(shard),
+            ..Breaker::new(threshold, cooldown)
         }
     }
 
@@ -78,7 +89,13 @@ impl Breaker {
         if admit == Admit::Probe {
             self.open_until_ms.store(0, Release);
             self.probing.store(false, Release);
-            tracing::info!("redis answers again: circuit breaker closed");
+            match self.shard {
+                None => tracing::info!("redis answers again: circuit breaker closed"),
+                Some(shard) => tracing::info!(
+                    shard,
+                    "the cluster shard answers again: its circuit breaker closed"
+                ),
+            }
         }
     }
 
@@ -102,11 +119,19 @@ impl Breaker {
             .store(self.now_ms() + self.cooldown.as_millis() as u64, Release);
         if !reopen {
             self.opens.fetch_add(1, Relaxed);
-            tracing::warn!(
-                failures = self.threshold,
-                cooldown = ?self.cooldown,
-                "redis keeps failing: circuit breaker open, calls skip the cache"
-            );
+            match self.shard {
+                None => tracing::warn!(
+                    failures = self.threshold,
+                    cooldown = ?self.cooldown,
+                    "redis keeps failing: circuit breaker open, calls skip the cache"
+                ),
+                Some(shard) => tracing::warn!(
+                    shard,
+                    failures = self.threshold,
+                    cooldown = ?self.cooldown,
+                    "a cluster shard keeps failing: its circuit breaker is open, calls for keys of its slots skip the cache"
+                ),
+            }
         }
     }
 
