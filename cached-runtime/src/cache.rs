@@ -3,10 +3,7 @@
 use std::{
     fmt,
     future::Future,
-    sync::{
-        Arc, Mutex, OnceLock, Weak,
-        atomic::{AtomicU64, Ordering::Relaxed},
-    },
+    sync::{Arc, Weak, atomic::Ordering::Relaxed},
     time::Duration,
 };
 
@@ -21,6 +18,7 @@ use crate::{
         reads::Part,
     },
     error::{Error, ErrorKind},
+    pending::Pending,
     policy::Policy,
     stats::{Counters, Registry, Stats},
     store::{Lease, Raw, Store},
@@ -76,21 +74,10 @@ pub(crate) struct Inner {
     /// Flights, reads and waiters of this process; the event listener holds it weakly.
     local: Arc<Local>,
     /// Invalidations that failed, retried in the background.
-    pending: Mutex<Vec<String>>,
-    pending_counts: PendingCounts,
+    pending: Pending,
     /// Dropped with the cache: stops its background tasks.
     _shutdown: watch::Sender<()>,
 }
-
-#[derive(Debug, Default)]
-struct PendingCounts {
-    deferred: AtomicU64,
-    recovered: AtomicU64,
-    dropped: AtomicU64,
-}
-
-/// Most keys kept for a later invalidation; past it, failures are only logged and counted.
-const MAX_PENDING: usize = 100_000;
 
 impl fmt::Debug for Cache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -148,8 +135,7 @@ impl Cache {
                 max_value_size: settings.max_value_size,
                 channel: channel.clone(),
                 local: Arc::default(),
-                pending: Mutex::new(Vec::new()),
-                pending_counts: PendingCounts::default(),
+                pending: Pending::default(),
                 _shutdown: shutdown,
             }),
         };
@@ -206,11 +192,7 @@ impl Cache {
         stats.breaker_opens = breakers.iter().map(|b| b.opens.load(Relaxed)).sum();
         stats.breaker_rejections = breakers.iter().map(|b| b.rejected.load(Relaxed)).sum();
         stats.breaker_open = breakers.iter().any(Breaker::is_open);
-        let pending = &self.inner.pending_counts;
-        stats.invalidations_deferred = pending.deferred.load(Relaxed);
-        stats.invalidations_recovered = pending.recovered.load(Relaxed);
-        stats.invalidations_dropped = pending.dropped.load(Relaxed);
-        stats.invalidations_pending = self.inner.pending.lock().map_or(0, |p| p.len() as u64);
+        self.inner.pending.report(&mut stats);
         stats
     }
 
@@ -411,18 +393,7 @@ impl Cache {
 
     /// Keeps `keys` for a background retry of their invalidation.
     pub(crate) fn defer_invalidation(&self, keys: &[String]) {
-        let mut pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let counts = &self.inner.pending_counts;
-        if pending.len() + keys.len() > MAX_PENDING {
-            counts.dropped.fetch_add(keys.len() as u64, Relaxed);
-            tracing::error!(
-                ?keys,
-                "too many pending invalidations; these stay stale until their TTL"
-            );
-            return;
-        }
-        pending.extend_from_slice(keys);
-        counts.deferred.fetch_add(keys.len() as u64, Relaxed);
+        self.inner.pending.defer(keys);
     }
 
     /// The TTLs of a site, jittered.
@@ -499,13 +470,10 @@ impl Cache {
 impl Inner {
     /// One attempt at the invalidations that failed before.
     pub(crate) async fn retry_pending(self: &Arc<Self>) {
-        let keys = {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            if pending.is_empty() {
-                return;
-            }
-            std::mem::take(&mut *pending)
-        };
+        let keys = self.pending.take();
+        if keys.is_empty() {
+            return;
+        }
         let cache = Cache {
             inner: self.clone(),
         };
@@ -520,20 +488,8 @@ impl Inner {
                 break;
             }
         }
-        if done > 0 {
-            self.pending_counts
-                .recovered
-                .fetch_add(done as u64, Relaxed);
-            tracing::info!(
-                keys = done,
-                "pending invalidations applied after redis recovered"
-            );
-        }
         left.extend(chunks.flatten().cloned());
-        if !left.is_empty() {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            pending.extend(left);
-        }
+        self.pending.settle(done, left);
     }
 }
 
@@ -584,27 +540,6 @@ pub(crate) struct Ttls {
     pub(crate) null_ttl: Duration,
     /// How long a value is kept in Redis past its logical expiry (`max(stale, fail_safe)`).
     pub(crate) extra: Duration,
-}
-
-static GLOBAL: OnceLock<Cache> = OnceLock::new();
-
-/// Installs the process-wide default cache, used by annotations without `cache = ...`.
-/// Call it once at start-up; a second call returns an error and changes nothing.
-///
-/// Until it is called, annotated functions without `cache = ...` run uncached (a warning is
-/// logged once).
-pub fn set_global(cache: Cache) -> Result<(), Error> {
-    GLOBAL.set(cache).map_err(|_| {
-        Error::new(
-            ErrorKind::GlobalAlreadySet,
-            "the global cache is already set; set_global may be called once per process",
-        )
-    })
-}
-
-/// The process-wide default cache, if [`set_global`] was called.
-pub fn global() -> Option<&'static Cache> {
-    GLOBAL.get()
 }
 
 #[cfg(test)]

@@ -80,6 +80,8 @@ mod patterns;
 mod builder;
 mod cache;
 mod error;
+mod global;
+mod pending;
 mod policy;
 mod stats;
 
@@ -93,8 +95,9 @@ pub use builder::{
     CacheBuilder, DEFAULT_FILL_EVENT_MAX_VALUE, DEFAULT_LOCK_TTL, DEFAULT_NAMESPACE,
     DEFAULT_OP_TIMEOUT,
 };
-pub use cache::{Cache, global, set_global};
+pub use cache::Cache;
 pub use error::{Error, ErrorKind};
+pub use global::{global, set_global};
 pub use patterns::target::AsCache;
 pub use stats::{Counts, FunctionStats, Stats};
 pub use wire::codec::{Bincode, Codec, CodecKind, DEFAULT_MAX_VALUE_SIZE, Json};

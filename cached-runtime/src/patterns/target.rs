@@ -2,11 +2,7 @@
 
 use std::sync::atomic::AtomicBool;
 
-use crate::{
-    cache::{Cache, global},
-    policy::Policy,
-    wire::key::KeyPart,
-};
+use crate::{cache::Cache, global::global, policy::Policy, wire::key::KeyPart};
 
 /// Anything an annotation's `cache = ...` may give: a [`Cache`], a reference to one, an
 /// `Arc<Cache>`, or an `Option` of those (`None` runs uncached).
