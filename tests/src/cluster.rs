@@ -12,7 +12,7 @@ use std::{
     io,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{Mutex, atomic::AtomicBool},
+    sync::{Arc, Mutex, Weak, atomic::AtomicBool},
     thread,
     time::{Duration, Instant},
 };
@@ -122,7 +122,31 @@ impl Node {
     }
 }
 
+/// The cluster handed out by [`RedisCluster::shared`] while someone holds it. Only a weak
+/// reference: statics are never dropped, and the last test to let go of the cluster must be
+/// the one that stops its processes.
+static SHARED: Mutex<Weak<RedisCluster>> = Mutex::new(Weak::new());
+
 impl RedisCluster {
+    /// A cluster of 3 primaries without replicas, shared by the tests of this process that
+    /// hold it at the same time: the first caller starts it (about 2 s), later callers get the
+    /// same one while any earlier `Arc` is alive, and the processes are stopped when the last
+    /// `Arc` is dropped. Tests sharing it must keep to keys of their own (a namespace each)
+    /// and must not inject faults.
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    pub fn shared() -> Arc<RedisCluster> {
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(cluster) = shared.upgrade() {
+            return cluster;
+        }
+        let cluster = Arc::new(RedisCluster::start(3, 0));
+        *shared = Arc::downgrade(&cluster);
+        cluster
+    }
+
     /// Starts `primaries * (1 + replicas_per_primary)` nodes, joins them with
     /// `redis-cli --cluster create … --cluster-replicas R`, and waits (at most 30 s) until every
     /// node reports `cluster_state:ok`, all nodes agree on the slot map (all 16384 slots
@@ -311,15 +335,64 @@ impl RedisCluster {
         let key = args
             .get(1)
             .unwrap_or_else(|| panic!("RedisCluster::cmd needs a key as args[1]: {args:?}"));
-        let cmd = build_cmd(args);
+        self.try_query(key, &build_cmd(args))
+    }
+
+    /// Runs `cmd`, whose keys are all in `key`'s slot, on the node serving that slot, following
+    /// one `MOVED` redirection.
+    pub fn try_query<T: redis::FromRedisValue>(
+        &self,
+        key: &str,
+        cmd: &redis::Cmd,
+    ) -> redis::RedisResult<T> {
         let owner = self.primary_for_key(key);
-        match try_run(&node_url(owner), &cmd) {
+        match try_run(&node_url(owner), cmd) {
             Err(e) => match e.redirect_node() {
-                Some((addr, _slot)) => try_run(&format!("redis://{addr}"), &cmd),
+                Some((addr, _slot)) => try_run(&format!("redis://{addr}"), cmd),
                 None => Err(e),
             },
             ok => ok,
         }
+    }
+
+    /// Sets `key` to the raw bytes `value`, on the node serving its slot.
+    ///
+    /// # Panics
+    ///
+    /// If the command fails.
+    pub fn set_raw(&self, key: &str, value: &[u8]) {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(value);
+        self.try_query::<()>(key, &cmd).unwrap_or_else(|e| {
+            panic!(
+                "Redis SET {key:?} <{} bytes> on the cluster failed: {e}",
+                value.len()
+            )
+        });
+    }
+
+    /// The raw bytes stored at `key`, or `None` if it does not exist.
+    ///
+    /// # Panics
+    ///
+    /// If the command fails.
+    pub fn get_raw(&self, key: &str) -> Option<Vec<u8>> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(key);
+        self.try_query(key, &cmd)
+            .unwrap_or_else(|e| panic!("Redis GET {key:?} on the cluster failed: {e}"))
+    }
+
+    /// `KEYS pattern` on every running primary serving slots, concatenated.
+    ///
+    /// # Panics
+    ///
+    /// If a primary does not answer.
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        self.running_primaries()
+            .into_iter()
+            .flat_map(|port| self.cmd_on::<Vec<String>>(port, &["KEYS", pattern]))
+            .collect()
     }
 
     /// The sum of `DBSIZE` over the running primaries serving slots.

@@ -1,6 +1,7 @@
 //! Test harness for the Redis-backed suites: a real `redis-server` per test
-//! ([`RedisServer`], for fault injection), a namespaced Redis for behavioural tests
-//! ([`TestRedis`], honouring `REDIS_URL`), and [`unreachable_url`].
+//! ([`RedisServer`], for fault injection), a namespaced Redis or Redis Cluster for behavioural
+//! tests ([`TestRedis`], honouring `REDIS_URL`; [`backends`] gives all of them and the memory
+//! backend), local clusters and Sentinel groups, and [`unreachable_url`].
 //!
 //! Everything here talks to a real server; nothing is mocked. All helpers are safe to use from
 //! tests running in parallel, on threads of one process or across processes.
@@ -22,7 +23,7 @@ use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{
-        OnceLock,
+        Arc, OnceLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     thread,
@@ -251,24 +252,41 @@ impl Drop for RedisServer {
 }
 
 /// A Redis for behavioural tests that don't inject faults: the server at `REDIS_URL` if that is
-/// set, otherwise a private [`RedisServer`] kept alive inside.
+/// set, otherwise a private [`RedisServer`] kept alive inside ([`new`](Self::new)); or the
+/// process's shared 3-primary [`RedisCluster`] ([`new_cluster`](Self::new_cluster)).
 ///
-/// Each `TestRedis` has a unique [`namespace`](Self::namespace) so tests sharing a server never
-/// see each other's keys. On a shared (`REDIS_URL`) server, keys containing the namespace are
-/// deleted on drop.
+/// Each `TestRedis` has a unique [`namespace`](Self::namespace) so tests sharing a server or a
+/// cluster never see each other's keys. On a shared (`REDIS_URL`) server, keys containing the
+/// namespace are deleted on drop (a shared cluster's keys go with its processes).
+///
+/// On a cluster, [`cmd`](Self::cmd), [`set_raw`](Self::set_raw) and [`get_raw`](Self::get_raw)
+/// go to the node serving the key's slot, and `KEYS` runs on every primary.
 #[derive(Debug)]
 pub struct TestRedis {
-    url: String,
+    target: Target,
     namespace: String,
-    server: Option<RedisServer>,
+}
+
+#[derive(Debug)]
+enum Target {
+    /// One server: `REDIS_URL` (no `server`) or a private one.
+    Server {
+        url: String,
+        server: Option<RedisServer>,
+    },
+    Cluster(Arc<RedisCluster>),
 }
 
 impl TestRedis {
-    /// A cache builder pointed at this Redis, in this test's namespace.
+    /// A cache builder pointed at this Redis (or cluster), in this test's namespace.
     pub fn cache_builder(&self) -> cached_runtime::CacheBuilder {
-        cached_runtime::Cache::builder()
-            .redis(self.url())
-            .namespace(self.namespace())
+        let builder = match &self.target {
+            Target::Server { url, .. } => cached_runtime::Cache::builder().redis(url.clone()),
+            Target::Cluster(cluster) => {
+                cached_runtime::Cache::builder().redis_cluster(cluster.urls())
+            }
+        };
+        builder.namespace(self.namespace())
     }
 
     /// A cache on this Redis, in this test's namespace, connected (panics if Redis does not
@@ -289,32 +307,51 @@ impl TestRedis {
     ///
     /// If no server can be had (see [`RedisServer::spawn`]).
     pub fn new() -> TestRedis {
-        let namespace = format!(
-            "t{}x{:08x}x{:06}",
-            std::process::id(),
-            process_nonce(),
-            next_id()
-        );
-        match std::env::var("REDIS_URL") {
-            Ok(url) if !url.trim().is_empty() => TestRedis {
+        let target = match std::env::var("REDIS_URL") {
+            Ok(url) if !url.trim().is_empty() => Target::Server {
                 url: url.trim().to_owned(),
-                namespace,
                 server: None,
             },
             _ => {
                 let server = RedisServer::spawn();
-                TestRedis {
+                Target::Server {
                     url: server.url(),
-                    namespace,
                     server: Some(server),
                 }
             }
+        };
+        TestRedis {
+            target,
+            namespace: unique_namespace(),
+        }
+    }
+
+    /// A namespace of its own on the 3-primary cluster this process's tests share (see
+    /// [`RedisCluster::shared`]); the cluster runs while any `TestRedis` on it is alive.
+    ///
+    /// # Panics
+    ///
+    /// If the cluster cannot be started (see [`RedisCluster::start`]).
+    pub fn new_cluster() -> TestRedis {
+        TestRedis {
+            target: Target::Cluster(RedisCluster::shared()),
+            namespace: unique_namespace(),
         }
     }
 
     /// The URL of the server.
+    ///
+    /// # Panics
+    ///
+    /// On a cluster, which has no one URL: use [`cache_builder`](Self::cache_builder) or
+    /// [`cluster`](Self::cluster).
     pub fn url(&self) -> String {
-        self.url.clone()
+        match &self.target {
+            Target::Server { url, .. } => url.clone(),
+            Target::Cluster(_) => panic!(
+                "TestRedis::url: a cluster has no single URL; use cache_builder() or cluster()"
+            ),
+        }
     }
 
     /// This instance's unique namespace (ASCII alphanumerics only), e.g. `t4242x1a2b3c4dx000007`.
@@ -322,29 +359,74 @@ impl TestRedis {
         &self.namespace
     }
 
-    /// Runs one command on a fresh connection and returns its reply.
+    /// Runs one command on a fresh connection and returns its reply. On a cluster the command
+    /// goes to the node serving the slot of its key (`args[1]`), and `KEYS` runs on every
+    /// primary, its replies concatenated.
     ///
     /// # Panics
     ///
-    /// If the command fails or its reply does not convert to `T`.
+    /// If the command fails or its reply does not convert to `T`; on a cluster, also for a
+    /// command without a key other than `KEYS`.
     pub fn cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
-        run_str_cmd(&self.url, args)
+        match &self.target {
+            Target::Server { url, .. } => run_str_cmd(url, args),
+            Target::Cluster(cluster) => match args {
+                [name, pattern] if name.eq_ignore_ascii_case("KEYS") => {
+                    let all: Vec<redis::Value> = cluster
+                        .keys(pattern)
+                        .into_iter()
+                        .map(|key| redis::Value::BulkString(key.into_bytes()))
+                        .collect();
+                    T::from_redis_value(redis::Value::Array(all)).unwrap_or_else(|e| {
+                        panic!("the reply of {args:?} on the cluster does not convert: {e}")
+                    })
+                }
+                _ => cluster.cmd(args),
+            },
+        }
     }
 
     /// Sets `key` to the raw bytes `value`.
     pub fn set_raw(&self, key: &str, value: &[u8]) {
-        set_raw(&self.url, key, value);
+        match &self.target {
+            Target::Server { url, .. } => set_raw(url, key, value),
+            Target::Cluster(cluster) => cluster.set_raw(key, value),
+        }
     }
 
     /// Returns the raw bytes stored at `key`, or `None` if it does not exist.
     pub fn get_raw(&self, key: &str) -> Option<Vec<u8>> {
-        get_raw(&self.url, key)
+        match &self.target {
+            Target::Server { url, .. } => get_raw(url, key),
+            Target::Cluster(cluster) => cluster.get_raw(key),
+        }
     }
 
-    /// The private server, when `REDIS_URL` was not set.
+    /// The private server, when `REDIS_URL` was not set (and this is not a cluster).
     pub fn server(&self) -> Option<&RedisServer> {
-        self.server.as_ref()
+        match &self.target {
+            Target::Server { server, .. } => server.as_ref(),
+            Target::Cluster(_) => None,
+        }
     }
+
+    /// The cluster, for a [`new_cluster`](Self::new_cluster).
+    pub fn cluster(&self) -> Option<&RedisCluster> {
+        match &self.target {
+            Target::Server { .. } => None,
+            Target::Cluster(cluster) => Some(cluster),
+        }
+    }
+}
+
+/// A namespace unique across the tests of this run, in this process and others.
+fn unique_namespace() -> String {
+    format!(
+        "t{}x{:08x}x{:06}",
+        std::process::id(),
+        process_nonce(),
+        next_id()
+    )
 }
 
 impl Default for TestRedis {
@@ -355,9 +437,9 @@ impl Default for TestRedis {
 
 impl Drop for TestRedis {
     fn drop(&mut self) {
-        if self.server.is_none() {
+        if let Target::Server { url, server: None } = &self.target {
             // Best effort: leave a shared server as we found it.
-            let _ = delete_matching(&self.url, &format!("*{}*", self.namespace));
+            let _ = delete_matching(url, &format!("*{}*", self.namespace));
         }
     }
 }
@@ -605,16 +687,23 @@ fn delete_matching(url: &str, pattern: &str) -> redis::RedisResult<()> {
     }
 }
 
-/// The two backends every behavioural test runs against: a Redis of its own (kept alive by
-/// the returned `TestRedis`) and the memory backend.
+/// The backends every behavioural test runs against: a Redis of its own, a namespace on the
+/// 3-primary cluster this process's tests share (each kept alive by the returned `TestRedis`),
+/// and the memory backend.
 pub async fn backends() -> Vec<(cached_runtime::Cache, Option<TestRedis>)> {
     let redis = TestRedis::new();
     let on_redis = redis.cache().await;
+    let cluster = TestRedis::new_cluster();
+    let on_cluster = cluster.cache().await;
     let in_memory = cached_runtime::Cache::builder()
         .memory()
         .namespace("mem")
         .build()
         .await
         .expect("valid memory configuration");
-    vec![(on_redis, Some(redis)), (in_memory, None)]
+    vec![
+        (on_redis, Some(redis)),
+        (on_cluster, Some(cluster)),
+        (in_memory, None),
+    ]
 }

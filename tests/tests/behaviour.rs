@@ -1,5 +1,6 @@
 //! The behavioural suite of `#[cache_aside]` and `#[invalidates]`, run against a real Redis
-//! (spawned by the harness, or `REDIS_URL`) and against the memory backend.
+//! (spawned by the harness, or `REDIS_URL`), a local 3-primary Redis Cluster (shared by the
+//! tests running at the same time) and the memory backend.
 
 use std::{
     collections::HashMap,

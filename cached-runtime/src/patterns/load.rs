@@ -483,7 +483,8 @@ async fn lead<R, F: Future<Output = R>>(
 
 /// Waits until another process fills `key` (returns its bytes: from the fill event if it
 /// carried them, else read), releases its lease or invalidates the key (`None`: try the lease
-/// again), or `deadline` passes (`None`: check the lease again). A key that holds foreign data
+/// again), or `deadline` passes (then the key is read once more: its bytes if it was filled
+/// meanwhile, else `None`: check the lease again). A key that holds foreign data
 /// (`WRONGTYPE`) reads as empty: the holder's write replaces it.
 async fn wait_for_fill(
     cache: &Cache,
@@ -508,11 +509,14 @@ async fn wait_for_fill(
         {
             return Some(bytes);
         }
-        if let Ok(Some(raw)) = cache.get_raw(key).await
-            && codec::is_fresh(&raw, unix_ms())
-        {
-            return Some(raw.to_shared());
-        }
+    }
+    // Woken, or at the lease check: the value may have landed without its event reaching us
+    // (a subscription to a node that hangs says nothing). Taking the lease again before
+    // reading would run the body for a value that is already there.
+    if let Ok(Some(raw)) = cache.get_raw(key).await
+        && codec::is_fresh(&raw, unix_ms())
+    {
+        return Some(raw.to_shared());
     }
     None
 }
