@@ -182,7 +182,22 @@ impl Cache {
 
     /// One round trip to the backend, bounded by `op_timeout`: for readiness checks.
     pub async fn ping(&self) -> Result<(), Error> {
-        self.timed("", self.inner.store.ping()).await
+        if self.inner.breakers.len() == 1 {
+            return self.timed("", self.inner.store.ping()).await;
+        }
+        // A cluster's PING goes to every primary: its failure says nothing about one shard,
+        // so it moves no breaker.
+        match tokio::time::timeout(self.inner.op_timeout, self.inner.store.ping()).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "{} did not answer within {:?}",
+                    self.inner.store.name(),
+                    self.inner.op_timeout
+                ),
+            )),
+        }
     }
 
     /// Hit/miss/error counters, total and per annotated function.

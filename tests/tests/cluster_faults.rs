@@ -481,7 +481,6 @@ async fn a_primary_lost_without_replica_leaves_the_other_shards_hitting() {
 /// shards every call stays within its bound, every miss is stored and hits next time, and an
 /// invalidation deletes, without errors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "runtime bug: a script's first run on a node (EVALSHA answered NOSCRIPT) makes redis-rs send SCRIPT LOAD to every node, which waits for a node that hangs: the lease or guarded write on a healthy shard times out, and a lease taken before a timed-out write stays behind, so the next caller of that key waits for it up to lock_ttl"]
 async fn scripts_first_run_while_a_primary_hangs_work_on_the_other_shards() {
     let cluster = RedisCluster::start(3, 0);
     let cache = cluster_cache(&cluster, "scripts").await;
@@ -540,7 +539,6 @@ async fn scripts_first_run_while_a_primary_hangs_work_on_the_other_shards() {
 /// says nothing about the shard of slot 0, whose breaker must stay closed: its keys keep
 /// hitting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "runtime bug: Cache::ping goes through the breaker of the shard serving slot 0 (shard_of(\"\")) though a cluster's PING goes to every primary; pings failing because another primary hangs open that healthy shard's breaker"]
 async fn failed_pings_while_a_primary_hangs_leave_the_shard_of_slot_0_cached() {
     let cluster = RedisCluster::start(3, 0);
     let cache = cluster_cache(&cluster, "pings").await;

@@ -274,6 +274,11 @@ async fn write<R>(call: Call<'_, R>, (bytes, ttl): (Arc<[u8]>, Duration), token:
         Err(error) => {
             bump(&counters.errors);
             tracing::warn!(function = site.name, key, %error, "cache write failed");
+            // Whether the write landed is unknown: give the lease up (a no-op if it did), so
+            // that the next caller does not wait for it until `lock_ttl`.
+            if let Some(token) = token {
+                release(call, token).await;
+            }
         }
     }
 }

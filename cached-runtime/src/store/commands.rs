@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use redis::aio::ConnectionLike;
+use redis::{FromRedisValue, aio::ConnectionLike};
 
 use super::{Lease, Raw, lock_key};
 use crate::{error::Error, wire::event::Kind};
@@ -16,8 +16,8 @@ use crate::{error::Error, wire::event::Kind};
 /// Our leases are strings of 16 hex digits that always expire; anything else under the lease
 /// key (another type, no expiry, another format) is foreign and is replaced rather than waited
 /// on: 2. Held by another loader: 0.
-static TRY_LEASE: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
+static TRY_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
         r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return 1
@@ -40,8 +40,8 @@ return 0",
 /// Stores the value (KEYS[1], ARGV[2], for ARGV[3] ms) if the lease (KEYS[2]) is still ours
 /// (ARGV[1]), releases it and publishes a fill event on ARGV[4]: ARGV[6] then the key, and
 /// the value after a NUL if it is at most ARGV[5] bytes. 1: stored; 0: the lease was lost.
-static PUT_LEASED: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
+static PUT_LEASED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
         r"
 if redis.call('GET', KEYS[2]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
@@ -59,8 +59,8 @@ return 0",
 
 /// Releases a lease we still hold (compare-and-delete) and publishes ARGV[3] then the key on
 /// ARGV[2], to wake the waiters.
-static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
         r"
 if redis.call('GET', KEYS[2]) == ARGV[1] then
   redis.call('DEL', KEYS[2])
@@ -73,8 +73,8 @@ return 0",
 
 /// Deletes entries with their leases (voiding loads in flight) and publishes ARGV[2] then the
 /// key on ARGV[1] for each. KEYS: entry1, lock1, entry2, lock2, ...
-static INVALIDATE: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
+static INVALIDATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
         r"
 local n = redis.call('DEL', unpack(KEYS))
 for i = 1, #KEYS, 2 do
@@ -83,6 +83,44 @@ end
 return n",
     )
 });
+
+/// A Lua script, run with `EVALSHA` (its body sent once per server, by `EVAL`).
+struct Script {
+    code: &'static str,
+    sha: String,
+}
+
+impl Script {
+    fn new(code: &'static str) -> Script {
+        Script {
+            code,
+            sha: redis::Script::new(code).get_hash().to_owned(),
+        }
+    }
+
+    /// `EVALSHA` with what `keys_and_args` appends (the number of keys, the keys, the
+    /// arguments), or `EVAL` if the server does not have the script yet (which caches it).
+    /// Unlike redis-rs's `Script::invoke_async`, whose `SCRIPT LOAD` goes to every node of a
+    /// cluster (and waits for one that hangs), both go to the node of the keys.
+    async fn run<C: ConnectionLike, T: FromRedisValue>(
+        &self,
+        conn: &mut C,
+        keys_and_args: impl Fn(&mut redis::Cmd),
+    ) -> Result<T, Error> {
+        let command = |verb: &str, body: &str| {
+            let mut cmd = redis::cmd(verb);
+            cmd.arg(body);
+            keys_and_args(&mut cmd);
+            cmd
+        };
+        match command("EVALSHA", &self.sha).query_async(conn).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                Ok(command("EVAL", self.code).query_async(conn).await?)
+            }
+            result => Ok(result?),
+        }
+    }
+}
 
 /// Milliseconds for `PX`, at least 1.
 fn px(ttl: Duration) -> u64 {
@@ -141,10 +179,9 @@ pub(crate) async fn try_lease<C: ConnectionLike>(
     ttl: Duration,
 ) -> Result<Lease, Error> {
     let got: i64 = TRY_LEASE
-        .key(lock_key(key))
-        .arg(token)
-        .arg(px(ttl))
-        .invoke_async(&mut conn)
+        .run(&mut conn, |cmd| {
+            cmd.arg(1).arg(lock_key(key)).arg(token).arg(px(ttl));
+        })
         .await?;
     Ok(match got {
         1 => Lease::Taken,
@@ -164,15 +201,11 @@ pub(crate) async fn put_leased<C: ConnectionLike>(
     inline: usize,
 ) -> Result<bool, Error> {
     let stored: i64 = PUT_LEASED
-        .key(key)
-        .key(lock_key(key))
-        .arg(token)
-        .arg(&*value)
-        .arg(px(ttl))
-        .arg(channel)
-        .arg(inline)
-        .arg(Kind::Filled.prefix())
-        .invoke_async(&mut conn)
+        .run(&mut conn, |cmd| {
+            cmd.arg(2).arg(key).arg(lock_key(key));
+            cmd.arg(token).arg(&*value).arg(px(ttl)).arg(channel);
+            cmd.arg(inline).arg(Kind::Filled.prefix());
+        })
         .await?;
     Ok(stored == 1)
 }
@@ -184,12 +217,10 @@ pub(crate) async fn release<C: ConnectionLike>(
     channel: &str,
 ) -> Result<(), Error> {
     let _: i64 = RELEASE
-        .key(key)
-        .key(lock_key(key))
-        .arg(token)
-        .arg(channel)
-        .arg(Kind::Released.prefix())
-        .invoke_async(&mut conn)
+        .run(&mut conn, |cmd| {
+            cmd.arg(2).arg(key).arg(lock_key(key));
+            cmd.arg(token).arg(channel).arg(Kind::Released.prefix());
+        })
         .await?;
     Ok(())
 }
@@ -200,13 +231,13 @@ pub(crate) async fn invalidate<C: ConnectionLike>(
     keys: &[String],
     channel: &str,
 ) -> Result<u64, Error> {
-    let mut invocation = INVALIDATE.prepare_invoke();
-    for key in keys {
-        invocation.key(key).key(lock_key(key));
-    }
-    Ok(invocation
-        .arg(channel)
-        .arg(Kind::Invalidated.prefix())
-        .invoke_async(&mut conn)
-        .await?)
+    INVALIDATE
+        .run(&mut conn, |cmd| {
+            cmd.arg(keys.len() * 2);
+            for key in keys {
+                cmd.arg(key).arg(lock_key(key));
+            }
+            cmd.arg(channel).arg(Kind::Invalidated.prefix());
+        })
+        .await
 }
