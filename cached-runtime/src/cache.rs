@@ -449,6 +449,10 @@ impl Cache {
             Err(error) if error.is_unhealthy() => self.inner.breaker.failure(admit),
             _ => self.inner.breaker.success(admit),
         }
+        if result.as_ref().is_err_and(Error::is_unhealthy) {
+            // A node that follows a primary through Sentinel looks for it again.
+            self.inner.store.failed();
+        }
         result
     }
 }

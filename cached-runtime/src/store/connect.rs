@@ -80,20 +80,9 @@ pub(crate) fn client(url: &str, tls: &TlsOptions) -> Result<redis::Client, Error
     if tls_url {
         install_crypto_provider();
         check_tls(tls)?;
-        let client = if tls.is_set() {
-            let certificates = redis::TlsCertificates {
-                client_tls: tls
-                    .client_auth
-                    .as_ref()
-                    .map(|(cert, key)| redis::ClientTlsConfig {
-                        client_cert: cert.clone(),
-                        client_key: key.clone(),
-                    }),
-                root_cert: tls.root_ca.clone(),
-            };
-            redis::Client::build_with_tls(url, certificates)
-        } else {
-            redis::Client::open(url)
+        let client = match certificates(tls) {
+            Some(certificates) => redis::Client::build_with_tls(url, certificates),
+            None => redis::Client::open(url),
         }
         .map_err(invalid)?;
         if let redis::ConnectionAddr::TcpTls { insecure: true, .. } =
@@ -107,6 +96,22 @@ pub(crate) fn client(url: &str, tls: &TlsOptions) -> Result<redis::Client, Error
         return Ok(client);
     }
     redis::Client::open(url).map_err(invalid)
+}
+
+/// The private CA and client certificate of `tls` as redis-rs takes them; `None` if neither is
+/// set (the webpki roots, no client certificate).
+#[cfg(feature = "tls")]
+pub(crate) fn certificates(tls: &TlsOptions) -> Option<redis::TlsCertificates> {
+    tls.is_set().then(|| redis::TlsCertificates {
+        client_tls: tls
+            .client_auth
+            .as_ref()
+            .map(|(cert, key)| redis::ClientTlsConfig {
+                client_cert: cert.clone(),
+                client_key: key.clone(),
+            }),
+        root_cert: tls.root_ca.clone(),
+    })
 }
 
 /// A lazily connecting, auto-reconnecting connection: one attempt per (re)connection, bounded
