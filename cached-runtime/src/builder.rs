@@ -35,6 +35,11 @@ enum BackendChoice {
     Redis(String),
     #[cfg(feature = "cluster")]
     Cluster(Vec<String>),
+    #[cfg(feature = "sentinel")]
+    Sentinel {
+        sentinels: Vec<String>,
+        master_name: String,
+    },
     Memory,
 }
 
@@ -50,8 +55,35 @@ impl fmt::Debug for BackendChoice {
                 .debug_tuple("Cluster")
                 .field(&urls.iter().map(|u| connect::redact(u)).collect::<Vec<_>>())
                 .finish(),
+            #[cfg(feature = "sentinel")]
+            BackendChoice::Sentinel {
+                sentinels,
+                master_name,
+            } => f
+                .debug_struct("Sentinel")
+                .field(
+                    "sentinels",
+                    &sentinels
+                        .iter()
+                        .map(|url| connect::redact(url))
+                        .collect::<Vec<_>>(),
+                )
+                .field("master_name", master_name)
+                .finish(),
             BackendChoice::Memory => f.write_str("Memory"),
         }
+    }
+}
+
+/// The primary's own credentials behind Sentinel (user name, password): never shown.
+#[cfg(feature = "sentinel")]
+#[derive(Clone)]
+struct MasterAuth(String, String);
+
+#[cfg(feature = "sentinel")]
+impl fmt::Debug for MasterAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
     }
 }
 
@@ -71,6 +103,8 @@ pub struct CacheBuilder {
     fill_event_max: usize,
     max_value_size: usize,
     tls: TlsOptions,
+    #[cfg(feature = "sentinel")]
+    sentinel_master_auth: Option<MasterAuth>,
 }
 
 impl Default for CacheBuilder {
@@ -88,6 +122,8 @@ impl Default for CacheBuilder {
             fill_event_max: DEFAULT_FILL_EVENT_MAX_VALUE,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             tls: TlsOptions::default(),
+            #[cfg(feature = "sentinel")]
+            sentinel_master_auth: None,
         }
     }
 }
@@ -143,6 +179,94 @@ impl CacheBuilder {
         S: Into<String>,
     {
         self.backend = BackendChoice::Cluster(nodes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Store entries in the primary of a Redis Sentinel group: the sentinels at `sentinels`
+    /// (`redis://[user[:password]@]host[:port][/db]`, `rediss://…` with the `tls` feature) say
+    /// where the primary monitored as `master_name` is, and the cache follows it when they
+    /// fail it over to a replica. Like [`redis`](Self::redis), nothing is connected by
+    /// [`build`](Self::build): the primary is looked up in the background, and until it is
+    /// found (and while it is away) calls run their bodies.
+    ///
+    /// - **Credentials.** A URL's user info authenticates to the sentinels (their
+    ///   `requirepass` or ACL user) and, by default, to the primary too: one password for the
+    ///   whole group is the common set-up. If the data nodes have credentials of their own, give
+    ///   them with [`sentinel_master_auth`](Self::sentinel_master_auth).
+    /// - **Database.** The URLs' `/db` is the primary's database (sentinels have none).
+    /// - **TLS.** With `rediss://` URLs the primary is reached with TLS too, and `tls_root_ca`
+    ///   / `tls_client_auth` apply to both; `#insecure` turns verification off for both. The
+    ///   primary's certificate is checked against the address the sentinels report (an IP
+    ///   address unless they run with `announce-hostnames yes`).
+    ///
+    /// The URLs must agree on all of that (a sentinel group shares its credentials).
+    /// `build()` fails for an empty list, an empty master name or a bad URL, with a message
+    /// that shows no credentials.
+    ///
+    /// **Failover.** The primary is looked up again at once when a sentinel announces
+    /// `+switch-master` (the cache subscribes to every sentinel), and, at most every 250 ms,
+    /// when calls fail in a way that says the server is unhealthy: a timeout, a refused or
+    /// dropped connection, a `READONLY` reply from a primary that was demoted. Lookups run in
+    /// a background task; no call waits for one. While the primary is away calls run their
+    /// bodies (each bounded by [`op_timeout`](Self::op_timeout)); once the sentinels have
+    /// promoted a replica, hits resume on it, without rebuilding the cache.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cached_runtime::Error> {
+    /// let cache = cached_runtime::Cache::builder()
+    ///     .redis_sentinel(
+    ///         [
+    ///             "redis://:s3cret@sentinel-1:26379/0",
+    ///             "redis://:s3cret@sentinel-2:26379/0",
+    ///             "redis://:s3cret@sentinel-3:26379/0",
+    ///         ],
+    ///         "mymaster",
+    ///     )
+    ///     .namespace("app")
+    ///     .build()
+    ///     .await?;
+    /// cache.ping().await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "sentinel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sentinel")))]
+    pub fn redis_sentinel(
+        mut self,
+        sentinels: impl IntoIterator<Item = impl Into<String>>,
+        master_name: impl Into<String>,
+    ) -> Self {
+        self.backend = BackendChoice::Sentinel {
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+            master_name: master_name.into(),
+        };
+        self
+    }
+
+    /// The primary's own credentials, with [`redis_sentinel`](Self::redis_sentinel), when
+    /// they are not those of the sentinel URLs: `username` (empty: the `default` user) and
+    /// `password` (empty: no authentication at all, for a primary without a password behind
+    /// sentinels with one). Never shown: the builder's `Debug` prints `"***"`. Without
+    /// `redis_sentinel`, [`build`](Self::build) fails.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cache = cached_runtime::Cache::builder()
+    ///     .redis_sentinel(["redis://sentinel-1:26379", "redis://sentinel-2:26379"], "mymaster")
+    ///     .sentinel_master_auth("app", std::env::var("REDIS_PASSWORD")?)
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "sentinel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sentinel")))]
+    pub fn sentinel_master_auth(
+        mut self,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        self.sentinel_master_auth = Some(MasterAuth(username.into(), password.into()));
         self
     }
 
@@ -344,6 +468,14 @@ impl CacheBuilder {
         if self.memory_capacity == 0 {
             return Err(Error::config("memory_capacity must be at least 1"));
         }
+        #[cfg(feature = "sentinel")]
+        if self.sentinel_master_auth.is_some()
+            && !matches!(self.backend, BackendChoice::Sentinel { .. })
+        {
+            return Err(Error::config(
+                "sentinel_master_auth needs a Sentinel backend (redis_sentinel)",
+            ));
+        }
         let connect_timeout = self.op_timeout.max(Duration::from_secs(1));
         // The longest round trip the cache allows (a write of the largest value): the cache
         // bounds each round trip itself, redis-rs must not cut one short.
@@ -356,6 +488,20 @@ impl CacheBuilder {
             BackendChoice::Cluster(urls) => {
                 Store::cluster(urls, &self.tls, connect_timeout, response_timeout)?
             }
+            #[cfg(feature = "sentinel")]
+            BackendChoice::Sentinel {
+                sentinels,
+                master_name,
+            } => Store::sentinel(
+                sentinels,
+                master_name,
+                self.sentinel_master_auth
+                    .as_ref()
+                    .map(|MasterAuth(user, password)| (user.as_str(), password.as_str())),
+                &self.tls,
+                connect_timeout,
+                response_timeout,
+            )?,
             BackendChoice::Memory => Store::memory(self.memory_capacity),
         };
         Ok(Cache::start(

@@ -478,6 +478,10 @@ impl Cache {
             Err(error) if error.is_unhealthy() => breaker.failure(admit),
             _ => breaker.success(admit),
         }
+        if result.as_ref().is_err_and(Error::is_unhealthy) {
+            // A node that follows a primary through Sentinel looks for it again.
+            self.inner.store.failed();
+        }
         result
     }
 }

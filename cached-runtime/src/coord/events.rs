@@ -21,9 +21,23 @@ pub(crate) async fn listen(
     let mut backoff = Duration::from_millis(50);
     let mut subscribed_before = false;
     let mut attempt = 0;
+    let mut moves = store.moves();
     loop {
+        if let Some(moves) = &mut moves {
+            moves.borrow_and_update();
+        }
         let Some(client) = store.subscriber(attempt) else {
-            return;
+            if !store.is_shared() {
+                return;
+            }
+            // No server yet (a primary the sentinels have not named yet): ask again later.
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = moved(&mut moves) => {}
+                _ = shutdown.changed() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+            continue;
         };
         attempt = attempt.saturating_add(1);
         let connected = async {
@@ -33,6 +47,8 @@ pub(crate) async fn listen(
         };
         let pubsub = tokio::select! {
             r = connected => r,
+            // A new server while connecting to the old one: connect to the new one.
+            _ = moved(&mut moves) => continue,
             _ = shutdown.changed() => return,
         };
         match pubsub {
@@ -51,6 +67,8 @@ pub(crate) async fn listen(
                 loop {
                     let msg = tokio::select! {
                         msg = messages.next() => msg,
+                        // A new primary: subscribe there (the old server may never hang up).
+                        _ = moved(&mut moves) => None,
                         _ = shutdown.changed() => return,
                     };
                     let Some(msg) = msg else { break };
@@ -67,8 +85,19 @@ pub(crate) async fn listen(
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
+            _ = moved(&mut moves) => {}
             _ = shutdown.changed() => return,
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
+}
+
+/// Resolves when the store moves to another server; never for one that does not move.
+async fn moved(moves: &mut Option<watch::Receiver<()>>) {
+    if let Some(moves) = moves
+        && moves.changed().await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
 }

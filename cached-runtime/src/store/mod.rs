@@ -1,5 +1,5 @@
-//! Where entries live: one Redis server, a Redis Cluster, or this process's memory with the
-//! same semantics.
+//! Where entries live: one Redis server (standalone, or the primary found through Redis
+//! Sentinel), a Redis Cluster, or this process's memory with the same semantics.
 //!
 //! [`Store`] is the one interface the layers above call: read, write, touch and delete
 //! entries, take and release a key's lease, write under a lease, invalidate, and find the
@@ -128,6 +128,27 @@ impl Store {
         )?))
     }
 
+    /// The primary of a Redis Sentinel group, found through the sentinels and followed after a
+    /// failover; see [`Node::sentinel`].
+    #[cfg(feature = "sentinel")]
+    pub(crate) fn sentinel(
+        sentinels: &[String],
+        master_name: &str,
+        master_auth: Option<(&str, &str)>,
+        tls: &TlsOptions,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<Store, Error> {
+        Ok(Store::Node(Node::sentinel(
+            sentinels,
+            master_name,
+            master_auth,
+            tls,
+            connect_timeout,
+            response_timeout,
+        )?))
+    }
+
     pub(crate) fn memory(max_entries: u64) -> Store {
         Store::Memory(Arc::new(Memory::new(max_entries)))
     }
@@ -208,17 +229,37 @@ impl Store {
         !matches!(self, Store::Memory(_))
     }
 
-    /// The client to subscribe to the event channel with (a shared store only). `attempt`
-    /// counts the tries since the last subscription that worked.
+    /// The client to subscribe to the event channel with (a shared store only; `None` while
+    /// there is no server to subscribe to yet: ask again later). `attempt` counts the tries
+    /// since the last subscription that worked.
     pub(crate) fn subscriber(&self, attempt: u32) -> Option<redis::Client> {
         match self {
             Store::Node(node) => {
                 let _ = attempt;
-                Some(node.client().clone())
+                node.subscriber()
             }
             #[cfg(feature = "cluster")]
             Store::Cluster(cluster) => Some(cluster.subscriber(attempt)),
             Store::Memory(_) => None,
+        }
+    }
+
+    /// Changes whenever the store moves to another server (a primary followed through
+    /// Sentinel): the event listener then subscribes on the new one. `None`: it never moves.
+    pub(crate) fn moves(&self) -> Option<tokio::sync::watch::Receiver<()>> {
+        if let Store::Node(node) = self {
+            Some(node.moves())
+        } else {
+            None
+        }
+    }
+
+    /// A round trip failed in a way that says the server is unhealthy (see
+    /// `Error::is_unhealthy`): a node that follows a primary through Sentinel asks the
+    /// sentinels where it is (in the background, rate-limited). Cheap; never waits.
+    pub(crate) fn failed(&self) {
+        if let Store::Node(node) = self {
+            node.failed();
         }
     }
 
