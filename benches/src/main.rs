@@ -244,9 +244,14 @@ async fn run(
     server: Option<tests::RedisServer>,
     started: Instant,
 ) -> String {
+    // The side channel (INFO, PUBSUB NUMSUB) waits as long as it takes: on a loaded machine a
+    // reply can take longer than redis-rs's default response timeout.
     let admin = redis::Client::open(url.as_str())
         .expect("a valid REDIS_URL")
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new()
+                .set_response_timeout(Some(Duration::from_secs(30))),
+        )
         .await
         .expect("cannot connect to redis");
     let redis_version = redis_util::server_info(&admin, "redis_version").await;
