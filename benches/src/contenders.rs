@@ -104,16 +104,49 @@ pub(crate) struct Hand<C = MultiplexedConnection> {
     pub(crate) hits: AtomicU64,
 }
 
+/// How the hand-written cluster contender's redis-rs client is set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClusterSetup {
+    /// `ClusterClient::new(seeds).get_async_connection()`: redis-rs' defaults (no response
+    /// timeout).
+    Plain,
+    /// As cached-runtime sets up its cluster client with the default options: a connection
+    /// timeout of 1 s and a response timeout of 2298 ms (`op_timeout` 250 ms plus 1 ms per 8
+    /// KiB of the 16 MiB `max_value_size`), for the client and for each node's connection, on a
+    /// connection that connects in the background.
+    LikeTheRuntime,
+}
+
 impl Hand<ClusterConnection> {
-    /// A hand-written contender on the cluster with these seed nodes (no lock, no timeout
-    /// but redis-rs' own).
+    /// A hand-written contender on the cluster with these seed nodes (no lock, no timeout of
+    /// its own).
     pub(crate) async fn connect_cluster(
         seeds: &[String],
         prefix: &'static str,
+        setup: ClusterSetup,
     ) -> redis::RedisResult<Hand<ClusterConnection>> {
-        let conn = redis::cluster::ClusterClient::new(seeds.to_vec())?
-            .get_async_connection()
-            .await?;
+        let conn = match setup {
+            ClusterSetup::Plain => {
+                redis::cluster::ClusterClient::new(seeds.to_vec())?
+                    .get_async_connection()
+                    .await?
+            }
+            ClusterSetup::LikeTheRuntime => {
+                let (connect, response) = (Duration::from_secs(1), Duration::from_millis(2298));
+                let conn = redis::cluster::ClusterClientBuilder::new(seeds.to_vec())
+                    .connection_timeout(connect)
+                    .response_timeout(response)
+                    .build()?
+                    .get_pending_async_connection_with_config(
+                        redis::cluster::ClusterConfig::new()
+                            .set_connection_timeout(connect)
+                            .set_response_timeout(response),
+                    );
+                // Connected before the first measured call.
+                let _: String = redis::cmd("PING").query_async(&mut conn.clone()).await?;
+                conn
+            }
+        };
         Ok(Hand {
             conn,
             prefix,

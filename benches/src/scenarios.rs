@@ -43,6 +43,7 @@ pub(crate) enum Who {
     Floor,
     /// The cluster scenarios' contenders.
     HandCluster,
+    HandClusterLikeOurs,
     OursCluster,
 }
 
@@ -84,6 +85,9 @@ impl Who {
             }
             Who::HandCluster => {
                 "hand-written on the cluster, redis-rs `ClusterConnection` (baseline)"
+            }
+            Who::HandClusterLikeOurs => {
+                "hand-written on the cluster, its redis-rs client set up as the runtime's"
             }
             Who::OursCluster => "ours, `#[cache_aside]` on `redis_cluster`",
         }
