@@ -575,10 +575,22 @@ impl Subscriber {
             // Ready even if that failed: the pass then counts fewer receipts than expected.
             ready.wait();
             let mut out = Vec::new();
-            let Ok(mut con) = subscribed else {
-                return out;
+            let mut con = match subscribed {
+                Ok(con) => con,
+                Err(e) => {
+                    eprintln!("⚠ event listener on port {port}: cannot subscribe: {e}");
+                    return out;
+                }
             };
-            while let Ok(RedisValue::Array(parts)) = con.recv_response() {
+            loop {
+                let parts = match con.recv_response() {
+                    Ok(RedisValue::Array(parts)) => parts,
+                    Ok(_) => continue,
+                    Err(e) => {
+                        eprintln!("⚠ event listener on port {port} stopped: {e}");
+                        break;
+                    }
+                };
                 let Some(RedisValue::BulkString(payload)) = parts.get(2) else {
                     continue;
                 };
@@ -960,13 +972,19 @@ pub(crate) async fn events(
         };
         for &fanout in &fanouts {
             let errors: u64 = runs[&fanout].iter().map(|r| r.errors).sum();
+            let short = runs[&fanout].iter().filter(|r| r.delivered < 1.0).count();
             sec.row(vec![
                 format!("fill event of a {} value ({event_len} B)", size.label),
                 format!(
-                    "{}{}",
+                    "{}{}{}",
                     fanout.label(),
                     if errors > 0 {
                         format!(" ⚠ {errors} errors")
+                    } else {
+                        String::new()
+                    },
+                    if short > 0 {
+                        format!(" ⚠ receipts missing in {short} rounds")
                     } else {
                         String::new()
                     }
