@@ -9,7 +9,7 @@ use std::{
     hint::black_box,
     sync::{
         Arc, Barrier,
-        atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
+        atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed},
     },
     thread,
     time::{Duration, Instant},
@@ -524,7 +524,14 @@ impl Fanout {
 const EVENT_CHANNEL: &str = "cbench-ev:__events";
 /// A fill event's prefix, as the runtime's scripts write it (`wire/event.rs`).
 const FILL_PREFIX: &[u8] = b"\x01f:";
-const STOP: &[u8] = b"stop";
+/// Passes so far: every pass has event keys and a stop message of its own, so that a message
+/// of an earlier pass still on its way over the cluster bus is not taken for one of this pass.
+static PASSES: AtomicU32 = AtomicU32::new(0);
+
+/// The message that ends a pass's listeners.
+fn stop_message(pass: u32) -> Vec<u8> {
+    format!("stop:{pass}").into_bytes()
+}
 
 /// One pass of one contender at one event size.
 struct EventsRun {
@@ -554,6 +561,7 @@ struct Subscriber {
 
 impl Subscriber {
     fn spawn(
+        pass: u32,
         port: u16,
         commands: Vec<u8>,
         confirmations: usize,
@@ -575,6 +583,7 @@ impl Subscriber {
             // Ready even if that failed: the pass then counts fewer receipts than expected.
             ready.wait();
             let mut out = Vec::new();
+            let stop = stop_message(pass);
             let mut con = match subscribed {
                 Ok(con) => con,
                 Err(e) => {
@@ -595,10 +604,12 @@ impl Subscriber {
                     continue;
                 };
                 let at = Instant::now();
-                if payload == STOP {
+                if *payload == stop {
                     break;
                 }
-                if let Some(seq) = parse_seq(payload) {
+                if let Some((of, seq)) = parse_seq(payload)
+                    && of == pass
+                {
                     out.push((seq, at));
                     received.fetch_add(1, Relaxed);
                 }
@@ -609,20 +620,23 @@ impl Subscriber {
     }
 }
 
-/// The sequence number in an event's key (`\x01f:cbench-ev:<seq>\0<value>`).
-fn parse_seq(payload: &[u8]) -> Option<u32> {
+/// The pass and sequence number in an event's key (`\x01f:cbench-ev:<pass>:<seq>\0<value>`).
+fn parse_seq(payload: &[u8]) -> Option<(u32, u32)> {
     let rest = payload.strip_prefix(FILL_PREFIX)?;
     let key_end = rest.iter().position(|&b| b == 0)?;
     let key = std::str::from_utf8(&rest[..key_end]).ok()?;
-    key.rsplit(':').next()?.parse().ok()
+    let mut parts = key.rsplit(':');
+    let seq = parts.next()?.parse().ok()?;
+    let pass = parts.next()?.parse().ok()?;
+    Some((pass, seq))
 }
 
-fn event_key(seq: u32) -> String {
-    format!("cbench-ev:{seq}")
+fn event_key(pass: u32, seq: u32) -> String {
+    format!("cbench-ev:{pass}:{seq}")
 }
 
-fn event_payload(seq: u32, value: &[u8]) -> Vec<u8> {
-    let key = event_key(seq);
+fn event_payload(pass: u32, seq: u32, value: &[u8]) -> Vec<u8> {
+    let key = event_key(pass, seq);
     let mut out = Vec::with_capacity(FILL_PREFIX.len() + key.len() + 1 + value.len());
     out.extend_from_slice(FILL_PREFIX);
     out.extend_from_slice(key.as_bytes());
@@ -704,6 +718,7 @@ const PACE: Duration = Duration::from_millis(1);
 /// One task publishing the events `seqs` in turn, `pace` apart: each command's latency, and
 /// when each was sent.
 async fn publish_in_turn(
+    pass: u32,
     events: &Arc<Events>,
     fanout: Fanout,
     payloads: &Arc<Vec<Vec<u8>>>,
@@ -719,7 +734,7 @@ async fn publish_in_turn(
             if let Some(pace) = pace {
                 tokio::time::sleep(pace).await;
             }
-            let key = event_key(seq as u32);
+            let key = event_key(pass, seq as u32);
             let started = Instant::now();
             let result = events.publish(fanout.sharded, &key, &payloads[seq]).await;
             samples.push(started.elapsed().as_nanos() as u64);
@@ -753,6 +768,7 @@ async fn events_pass(
     value: &Arc<[u8]>,
 ) -> EventsRun {
     let ports = env.cluster.ports();
+    let pass = PASSES.fetch_add(1, Relaxed);
     // Listeners: (node, commands, confirmations) per connection.
     let mut plan = Vec::new();
     for instance in 0..fanout.instances {
@@ -771,6 +787,7 @@ async fn events_pass(
         .into_iter()
         .map(|(node, (commands, confirmations))| {
             Subscriber::spawn(
+                pass,
                 ports[node],
                 commands,
                 confirmations,
@@ -790,14 +807,15 @@ async fn events_pass(
     // Sequence numbers: [0, n) sequential, [n, 2n) concurrent, [2n, 2n + paced) paced.
     let payloads: Arc<Vec<Vec<u8>>> = Arc::new(
         (0..(2 * n + paced) as u32)
-            .map(|seq| event_payload(seq, value))
+            .map(|seq| event_payload(pass, seq, value))
             .collect(),
     );
     let errors = Arc::new(AtomicU64::new(0));
 
     // 1. One task, back-to-back publishes, pinned like the other single-task passes.
     let pinned = env.pin(cfg);
-    let (latency, sent) = publish_in_turn(events, fanout, &payloads, 0..n, None, &errors).await;
+    let (latency, sent) =
+        publish_in_turn(pass, events, fanout, &payloads, 0..n, None, &errors).await;
     drop(pinned);
 
     // 2. Concurrent publishes, unpinned: messages per second, bus messages, the nodes' CPU.
@@ -818,7 +836,7 @@ async fn events_pass(
                     if seq >= 2 * n {
                         return;
                     }
-                    let key = event_key(seq as u32);
+                    let key = event_key(pass, seq as u32);
                     let result = events.publish(fanout.sharded, &key, &payloads[seq]).await;
                     errors.fetch_add(u64::from(result.is_err()), Relaxed);
                 }
@@ -833,6 +851,7 @@ async fn events_pass(
 
     // 3. One task, an event every millisecond or so, unpinned: how late a sporadic event is.
     let (_, sent_paced) = publish_in_turn(
+        pass,
         events,
         fanout,
         &payloads,
@@ -853,7 +872,7 @@ async fn events_pass(
         for node in 0..ports.len() {
             if let Some(slot) = env.owners.iter().position(|&o| o == node) {
                 let mut cmd = redis::cmd("SPUBLISH");
-                cmd.arg(&events.channels[slot]).arg(STOP);
+                cmd.arg(&events.channels[slot]).arg(stop_message(pass));
                 let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
                     Route::new(slot as u16, SlotAddr::Master),
                 ));
@@ -862,7 +881,7 @@ async fn events_pass(
         }
     } else {
         let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(EVENT_CHANNEL).arg(STOP);
+        cmd.arg(EVENT_CHANNEL).arg(stop_message(pass));
         let _ = events
             .conn
             .clone()
@@ -954,7 +973,8 @@ pub(crate) async fn events(
         let value: Arc<[u8]> = bincode::serde::encode_to_vec(&value, bincode::config::standard())
             .expect("a Value encodes")
             .into();
-        let event_len = event_payload(0, &value).len();
+        // The length of a typical event of the run (the key's numbers vary in length).
+        let event_len = event_payload(10, cfg.events_messages as u32, &value).len();
         eprintln!("cluster: events, {event_len} B");
         let mut runs: HashMap<Fanout, Vec<EventsRun>> = HashMap::new();
         for round in 0..cfg.rounds {
@@ -974,7 +994,7 @@ pub(crate) async fn events(
             let errors: u64 = runs[&fanout].iter().map(|r| r.errors).sum();
             let short = runs[&fanout].iter().filter(|r| r.delivered < 1.0).count();
             sec.row(vec![
-                format!("fill event of a {} value ({event_len} B)", size.label),
+                format!("fill event of a {} value (~{event_len} B)", size.label),
                 format!(
                     "{}{}{}",
                     fanout.label(),
@@ -1024,7 +1044,7 @@ pub(crate) async fn events(
         "A fill event as the runtime's scripts publish it: `\\x01f:<key>\\0<value>`, the value being the bincode encoding of the bench's value. `PUBLISH` goes to `{EVENT_CHANNEL}` (one channel, as the runtime's `<namespace>:__events`); a cluster forwards every `PUBLISH` over its bus to every other node, whoever subscribes there. `SPUBLISH` goes to the channel of the key's slot, `{EVENT_CHANNEL}:{{<tag>}}` with a tag hashing to that slot, and stays in that shard (with replicas it would also go to the shard's replicas). A channel per slot because a Lua script may only `SPUBLISH` to a channel in the slot of its keys (Redis answers `Script attempted to access a non local key`): a sharded listener `SSUBSCRIBE`s to the channels of every slot of its node, {} commands of one channel each (the channels of one command must share a slot).",
         CLUSTER_SLOTS as usize / PRIMARIES
     ));
-    sec.note("Every publish is sent, as in the runtime's scripts, to the primary serving the event's key (keys `cbench-ev:<n>`, spread over the nodes), on one redis-rs `ClusterConnection` with `route_command`; the listeners are blocking redis-rs connections on threads of their own. The back-to-back pass is pinned with the nodes to CPU 0 like the single-task scenarios (unless `--no-pin`); the concurrent and the paced passes are not.");
+    sec.note("Every publish is sent, as in the runtime's scripts, to the primary serving the event's key (keys `cbench-ev:<pass>:<n>`, spread over the nodes), on one redis-rs `ClusterConnection` with `route_command`; the listeners are blocking redis-rs connections on threads of their own. The back-to-back pass is pinned with the nodes to CPU 0 like the single-task scenarios (unless `--no-pin`); the concurrent and the paced passes are not.");
     sec.note("publish p50/p99: the command's round trip, back to back. publish → receipt: from just before the command to a listener's receipt, over every receipt of the back-to-back pass, and of the paced pass (a `tokio::time::sleep` of 1 ms before each event: what sporadic fill events see). messages/s: the concurrent pass. Cluster-bus messages: `cluster_stats_messages_publish_sent` + `…_publishshard_sent` of `CLUSTER INFO`, all nodes. CPU: `used_cpu_user` + `used_cpu_sys` of all nodes over the concurrent pass (the cluster's own background work included). Ratios: within a round, against `PUBLISH` with the same listeners.");
     report.sections.push(sec);
 }
