@@ -7,6 +7,8 @@
 use std::{
     collections::HashMap,
     hint::black_box,
+    io::{self, BufRead, BufReader, Write as _},
+    net::{SocketAddr, TcpStream},
     sync::{
         Arc, Barrier,
         atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed},
@@ -17,7 +19,6 @@ use std::{
 
 use cached_runtime::Cache;
 use redis::{
-    Value as RedisValue,
     aio::MultiplexedConnection,
     cluster_async::ClusterConnection,
     cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr},
@@ -569,45 +570,49 @@ impl Subscriber {
         received: Arc<AtomicU64>,
     ) -> Subscriber {
         let handle = thread::spawn(move || {
-            let subscribed = (|| -> redis::RedisResult<redis::Connection> {
-                let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}"))?
-                    .get_connection_with_timeout(Duration::from_secs(5))?;
+            let subscribed = (|| -> io::Result<BufReader<TcpStream>> {
+                let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
                 // A safety net only: the stop message ends the loop.
-                con.set_read_timeout(Some(Duration::from_secs(10)))?;
-                con.send_packed_command(&commands)?;
+                stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+                stream.write_all(&commands)?;
+                let mut reader = BufReader::new(stream);
                 for _ in 0..confirmations {
-                    con.recv_response()?;
+                    if let Resp::Error(e) = read_resp(&mut reader)? {
+                        return Err(io::Error::other(e));
+                    }
                 }
-                Ok(con)
+                Ok(reader)
             })();
             // Ready even if that failed: the pass then counts fewer receipts than expected.
             ready.wait();
             let mut out = Vec::new();
             let stop = stop_message(pass);
-            let mut con = match subscribed {
-                Ok(con) => con,
+            let mut reader = match subscribed {
+                Ok(reader) => reader,
                 Err(e) => {
                     eprintln!("⚠ event listener on port {port}: cannot subscribe: {e}");
                     return out;
                 }
             };
             loop {
-                let parts = match con.recv_response() {
-                    Ok(RedisValue::Array(parts)) => parts,
+                let mut parts = match read_resp(&mut reader) {
+                    Ok(Resp::Array(parts)) => parts,
                     Ok(_) => continue,
                     Err(e) => {
                         eprintln!("⚠ event listener on port {port} stopped: {e}");
                         break;
                     }
                 };
-                let Some(RedisValue::BulkString(payload)) = parts.get(2) else {
+                // `message` / `smessage`, the channel, the payload.
+                let Some(Resp::Bulk(payload)) = parts.pop() else {
                     continue;
                 };
                 let at = Instant::now();
-                if *payload == stop {
+                if payload == stop {
                     break;
                 }
-                if let Some((of, seq)) = parse_seq(payload)
+                if let Some((of, seq)) = parse_seq(&payload)
                     && of == pass
                 {
                     out.push((seq, at));
@@ -618,6 +623,54 @@ impl Subscriber {
         });
         Subscriber { handle }
     }
+}
+
+/// A RESP2 value, as a listener reads them.
+enum Resp {
+    Simple,
+    Error(String),
+    Int,
+    Bulk(Vec<u8>),
+    Nil,
+    Array(Vec<Resp>),
+}
+
+/// Reads one RESP2 value. The listeners read their sockets themselves, with `std`'s reads,
+/// which retry a read a signal interrupted (a socket with a read timeout is not restarted by
+/// the kernel: `EINTR`).
+fn read_resp(r: &mut impl BufRead) -> io::Result<Resp> {
+    let mut line = Vec::new();
+    r.read_until(b'\n', &mut line)?;
+    if line.len() < 3 || !line.ends_with(b"\r\n") {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed",
+        ));
+    }
+    let text = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
+    let number = || {
+        text.parse::<i64>()
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad RESP length"))
+    };
+    Ok(match line[0] {
+        b'+' => Resp::Simple,
+        b'-' => Resp::Error(text),
+        b':' => Resp::Int,
+        b'$' => match usize::try_from(number()?) {
+            Ok(len) => {
+                let mut bytes = vec![0; len + 2];
+                r.read_exact(&mut bytes)?;
+                bytes.truncate(len);
+                Resp::Bulk(bytes)
+            }
+            Err(_) => Resp::Nil,
+        },
+        b'*' => match usize::try_from(number()?) {
+            Ok(len) => Resp::Array((0..len).map(|_| read_resp(r)).collect::<Result<_, _>>()?),
+            Err(_) => Resp::Nil,
+        },
+        _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "not RESP")),
+    })
 }
 
 /// The pass and sequence number in an event's key (`\x01f:cbench-ev:<pass>:<seq>\0<value>`).
@@ -1044,7 +1097,7 @@ pub(crate) async fn events(
         "A fill event as the runtime's scripts publish it: `\\x01f:<key>\\0<value>`, the value being the bincode encoding of the bench's value. `PUBLISH` goes to `{EVENT_CHANNEL}` (one channel, as the runtime's `<namespace>:__events`); a cluster forwards every `PUBLISH` over its bus to every other node, whoever subscribes there. `SPUBLISH` goes to the channel of the key's slot, `{EVENT_CHANNEL}:{{<tag>}}` with a tag hashing to that slot, and stays in that shard (with replicas it would also go to the shard's replicas). A channel per slot because a Lua script may only `SPUBLISH` to a channel in the slot of its keys (Redis answers `Script attempted to access a non local key`): a sharded listener `SSUBSCRIBE`s to the channels of every slot of its node, {} commands of one channel each (the channels of one command must share a slot).",
         CLUSTER_SLOTS as usize / PRIMARIES
     ));
-    sec.note("Every publish is sent, as in the runtime's scripts, to the primary serving the event's key (keys `cbench-ev:<pass>:<n>`, spread over the nodes), on one redis-rs `ClusterConnection` with `route_command`; the listeners are blocking redis-rs connections on threads of their own. The back-to-back pass is pinned with the nodes to CPU 0 like the single-task scenarios (unless `--no-pin`); the concurrent and the paced passes are not.");
+    sec.note("Every publish is sent, as in the runtime's scripts, to the primary serving the event's key (keys `cbench-ev:<pass>:<n>`, spread over the nodes), on one redis-rs `ClusterConnection` with `route_command`; the listeners are blocking sockets on threads of their own, speaking RESP themselves. The back-to-back pass is pinned with the nodes to CPU 0 like the single-task scenarios (unless `--no-pin`); the concurrent and the paced passes are not.");
     sec.note("publish p50/p99: the command's round trip, back to back. publish → receipt: from just before the command to a listener's receipt, over every receipt of the back-to-back pass, and of the paced pass (a `tokio::time::sleep` of 1 ms before each event: what sporadic fill events see). messages/s: the concurrent pass. Cluster-bus messages: `cluster_stats_messages_publish_sent` + `…_publishshard_sent` of `CLUSTER INFO`, all nodes. CPU: `used_cpu_user` + `used_cpu_sys` of all nodes over the concurrent pass (the cluster's own background work included). Ratios: within a round, against `PUBLISH` with the same listeners.");
     report.sections.push(sec);
 }
