@@ -3,6 +3,7 @@
 //! - [`Hand`]: the hand-written cache-aside of the guides on one redis-rs multiplexed
 //!   connection (`GET` + bincode decode on a hit, `SET EX` on a miss), optionally with the
 //!   guides' lock (`SET lock NX PX` + sleep-and-retry) and a tokio timeout on each command;
+//!   the same code on a redis-rs `ClusterConnection` for the cluster scenarios;
 //! - [`Ours`]: `#[cache_aside]` on a [`Cache`] (Redis or memory backend), default options;
 //! - the `cached` crate's `#[concurrent_cached]` on its `AsyncRedisCache` store;
 //! - [`Client::Direct`]: the body alone, no cache.
@@ -19,7 +20,11 @@ use std::{
 
 use cached::macros::concurrent_cached;
 use cached_runtime::{Cache, cache_aside};
-use redis::{AsyncCommands, aio::MultiplexedConnection};
+use redis::{
+    AsyncCommands,
+    aio::{ConnectionLike, MultiplexedConnection},
+    cluster_async::ClusterConnection,
+};
 
 use crate::value::{Value, make_value};
 
@@ -87,15 +92,69 @@ fn decode(bytes: &[u8]) -> Option<Value> {
 // ---------------------------------------------------------------------------------------------
 // 1. Hand-written.
 
-/// The guides' cache-aside, written by hand on one multiplexed connection.
-pub(crate) struct Hand {
-    conn: MultiplexedConnection,
+/// The guides' cache-aside, written by hand on one multiplexed connection (or, for the
+/// cluster scenarios, on one redis-rs `ClusterConnection`: the same code, another `C`).
+pub(crate) struct Hand<C = MultiplexedConnection> {
+    conn: C,
     prefix: &'static str,
     /// A tokio timeout around each command (the paused scenario); `None`: redis-rs's own.
     timeout: Option<Duration>,
     /// The guides' lock: `SET {key}:lock <token> NX PX 5000`, else sleep 50 ms and retry.
     lock: bool,
     pub(crate) hits: AtomicU64,
+}
+
+/// How the hand-written cluster contender's redis-rs client is set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClusterSetup {
+    /// `ClusterClient::new(seeds).get_async_connection()`: redis-rs' defaults (no response
+    /// timeout).
+    Plain,
+    /// As cached-runtime sets up its cluster client with the default options: a connection
+    /// timeout of 1 s and a response timeout of 2298 ms (`op_timeout` 250 ms plus 1 ms per 8
+    /// KiB of the 16 MiB `max_value_size`), for the client and for each node's connection, on a
+    /// connection that connects in the background.
+    LikeTheRuntime,
+}
+
+impl Hand<ClusterConnection> {
+    /// A hand-written contender on the cluster with these seed nodes (no lock, no timeout of
+    /// its own).
+    pub(crate) async fn connect_cluster(
+        seeds: &[String],
+        prefix: &'static str,
+        setup: ClusterSetup,
+    ) -> redis::RedisResult<Hand<ClusterConnection>> {
+        let conn = match setup {
+            ClusterSetup::Plain => {
+                redis::cluster::ClusterClient::new(seeds.to_vec())?
+                    .get_async_connection()
+                    .await?
+            }
+            ClusterSetup::LikeTheRuntime => {
+                let (connect, response) = (Duration::from_secs(1), Duration::from_millis(2298));
+                let conn = redis::cluster::ClusterClientBuilder::new(seeds.to_vec())
+                    .connection_timeout(connect)
+                    .response_timeout(response)
+                    .build()?
+                    .get_pending_async_connection_with_config(
+                        redis::cluster::ClusterConfig::new()
+                            .set_connection_timeout(connect)
+                            .set_response_timeout(response),
+                    );
+                // Connected before the first measured call.
+                let _: String = redis::cmd("PING").query_async(&mut conn.clone()).await?;
+                conn
+            }
+        };
+        Ok(Hand {
+            conn,
+            prefix,
+            timeout: None,
+            lock: false,
+            hits: AtomicU64::new(0),
+        })
+    }
 }
 
 impl Hand {
@@ -116,7 +175,9 @@ impl Hand {
             hits: AtomicU64::new(0),
         })
     }
+}
 
+impl<C: ConnectionLike + Clone + Send + Sync> Hand<C> {
     async fn op<T>(&self, fut: impl Future<Output = redis::RedisResult<T>>) -> Option<T> {
         match self.timeout {
             Some(t) => tokio::time::timeout(t, fut).await.ok()?.ok(),
@@ -275,6 +336,8 @@ pub(crate) enum CachedFn {
 /// A contender instance.
 pub(crate) enum Client {
     Hand(Hand),
+    /// The hand-written contender on a Redis Cluster.
+    HandCluster(Hand<ClusterConnection>),
     Ours(Ours),
     Cached(CachedFn),
     /// The body alone.
@@ -326,6 +389,7 @@ impl Client {
     ) -> Result<Value, BenchError> {
         match self {
             Client::Hand(h) => Ok(h.get(space, size, id, || fast_body(size, id)).await),
+            Client::HandCluster(h) => Ok(h.get(space, size, id, || fast_body(size, id)).await),
             Client::Ours(o) => Ok(o.get(space, size, id).await),
             Client::Cached(CachedFn::Main) => cached_main(space, size, id).await,
             Client::Cached(CachedFn::Proxy) => cached_proxy(space, size, id).await,
@@ -344,6 +408,7 @@ impl Client {
     ) -> Result<Value, BenchError> {
         match self {
             Client::Hand(h) => Ok(h.get(space, size, id, || slow_body(size, id)).await),
+            Client::HandCluster(h) => Ok(h.get(space, size, id, || slow_body(size, id)).await),
             Client::Ours(o) => Ok(o.get_slow(space, size, id).await),
             Client::Cached(CachedFn::Slow(i)) => match i % 4 {
                 0 => cached_slow_0(space, size, id).await,
@@ -361,6 +426,7 @@ impl Client {
     pub(crate) fn hits(&self) -> Option<u64> {
         match self {
             Client::Hand(h) => Some(h.hits.load(Relaxed)),
+            Client::HandCluster(h) => Some(h.hits.load(Relaxed)),
             Client::Ours(o) => Some(o.cache.stats().total.hits),
             _ => None,
         }

@@ -5,12 +5,15 @@
 //! cargo run --release -p benches                      # full run (several minutes)
 //! cargo run --release -p benches -- --smoke           # every scenario, tiny counts (CI)
 //! cargo run --release -p benches -- --scenario miss   # one scenario
+//! cargo run --release -p benches -- --scenario cluster  # the three cluster scenarios
 //! ```
 //!
-//! Starts its own `redis-server` on a free loopback port (or uses `REDIS_URL`), prints a
-//! markdown table per scenario and the product targets as met or missed in this run. Progress
-//! goes to stderr; the report to stdout (and to `--out FILE`).
+//! Starts its own `redis-server` on a free loopback port (or uses `REDIS_URL`), and for the
+//! cluster scenarios a Redis Cluster of three of them; prints a markdown table per scenario and
+//! the product targets as met or missed in this run. Progress goes to stderr; the report to
+//! stdout (and to `--out FILE`).
 
+mod cluster;
 mod contenders;
 mod pin;
 mod profile;
@@ -31,12 +34,25 @@ use contenders::{CachedFn, MAIN_URL, PROXY_URL};
 use report::Report;
 use scenarios::Env;
 
-const SCENARIOS: [&str; 5] = ["hit-latency", "throughput", "miss", "stampede", "paused"];
+const SCENARIOS: [&str; 8] = [
+    "hit-latency",
+    "throughput",
+    "miss",
+    "stampede",
+    "paused",
+    "cluster-hit-latency",
+    "cluster-stampede",
+    "cluster-events",
+];
+
+/// `--scenario cluster`: every scenario on the Redis Cluster.
+const CLUSTER_SCENARIOS: [&str; 3] = ["cluster-hit-latency", "cluster-stampede", "cluster-events"];
 
 /// Counts and durations of a run.
 pub(crate) struct Config {
     pub(crate) smoke: bool,
-    pub(crate) only: Option<String>,
+    /// `--scenario`s given (none: all of them).
+    pub(crate) only: Vec<String>,
     pub(crate) out: Option<PathBuf>,
     /// Pin the bench and redis-server to one CPU for the single-task scenarios.
     pub(crate) pin: bool,
@@ -58,6 +74,12 @@ pub(crate) struct Config {
     pub(crate) paused_rounds: usize,
     pub(crate) paused_timeout: Duration,
     pub(crate) cached_budget: Duration,
+    /// Events published per pass of the cluster's event scenario, sequentially and then again
+    /// by `events_tasks` concurrent tasks.
+    pub(crate) events_messages: usize,
+    pub(crate) events_tasks: usize,
+    /// Events published about a millisecond apart per pass, for their delivery latency.
+    pub(crate) events_paced: usize,
     /// `--profile WHAT`: see `profile.rs`.
     pub(crate) profile: Option<String>,
     pub(crate) profile_calls: usize,
@@ -70,7 +92,7 @@ impl Config {
     fn full() -> Self {
         Config {
             smoke: false,
-            only: None,
+            only: Vec::new(),
             out: None,
             pin: true,
             rounds: 5,
@@ -90,6 +112,9 @@ impl Config {
             paused_rounds: 3,
             paused_timeout: Duration::from_millis(50),
             cached_budget: Duration::from_secs(2),
+            events_messages: 20_000,
+            events_tasks: 64,
+            events_paced: 500,
             profile: None,
             profile_calls: 20_000,
             extra_subscribers: 0,
@@ -113,6 +138,8 @@ impl Config {
             paused_calls: 10,
             paused_rounds: 1,
             cached_budget: Duration::from_millis(600),
+            events_messages: 500,
+            events_paced: 50,
             ..Config::full()
         }
     }
@@ -131,13 +158,16 @@ impl Config {
                 "--smoke" => {}
                 "--scenario" => {
                     let name = it.next().ok_or("--scenario needs a name")?;
-                    if !SCENARIOS.contains(&name.as_str()) {
+                    if name == "cluster" {
+                        cfg.only.extend(CLUSTER_SCENARIOS.map(String::from));
+                    } else if SCENARIOS.contains(&name.as_str()) {
+                        cfg.only.push(name);
+                    } else {
                         return Err(format!(
-                            "unknown scenario `{name}`; one of: {}",
+                            "unknown scenario `{name}`; one of: {}, or cluster (the three cluster-*)",
                             SCENARIOS.join(", ")
                         ));
                     }
-                    cfg.only = Some(name);
                 }
                 "--rounds" => {
                     let n: usize = it
@@ -174,21 +204,26 @@ impl Config {
     }
 
     fn runs(&self, scenario: &str) -> bool {
-        self.only.as_deref().is_none_or(|s| s == scenario)
+        self.only.is_empty() || self.only.iter().any(|s| s == scenario)
+    }
+
+    fn runs_cluster(&self) -> bool {
+        CLUSTER_SCENARIOS.iter().any(|s| self.runs(s))
     }
 }
 
 fn usage() -> String {
     format!(
-        "usage: cargo run --release -p benches -- [--smoke] [--scenario NAME] [--rounds N] [--no-pin] [--out FILE]\n\
+        "usage: cargo run --release -p benches -- [--smoke] [--scenario NAME]... [--rounds N] [--no-pin] [--out FILE]\n\
          \n  --smoke          every scenario with tiny counts, in seconds (also: BENCH_SMOKE=1)\
-         \n  --scenario NAME  only one of: {}\
+         \n  --scenario NAME  only this one (may be repeated): {}, or cluster (the three cluster-*)\
          \n  --rounds N       rounds per scenario (default 5; paused and 100 KiB hit latency: at most 3)\
          \n  --no-pin         do not pin the bench and redis-server to one CPU in single-task scenarios\
          \n  --out FILE       also write the report (markdown) to FILE\
          \n  --extra-subscribers N   experiment: N more idle caches on ours' event channel\
          \n  --profile WHAT [--calls N]   one hot path in a loop, for callgrind (see profile.rs)\
-         \n\nStarts its own redis-server (must be on PATH), or uses REDIS_URL.",
+         \n\nStarts its own redis-server (must be on PATH), or uses REDIS_URL; the cluster scenarios\
+         \nalways start a cluster of their own (redis-server and redis-cli on PATH).",
         SCENARIOS.join(", ")
     )
 }
@@ -295,12 +330,52 @@ async fn run(
     if cfg.runs("paused") {
         scenarios::paused(&env, &cfg, &mut report).await;
     }
+    if cfg.runs_cluster() {
+        run_cluster(&cfg, &mut report, &redis_version).await;
+    }
     let mut md = report.markdown();
     md.push_str(&format!(
         "\nwall time: {:.1} s\n",
         started.elapsed().as_secs_f64()
     ));
     md
+}
+
+/// The scenarios on a Redis Cluster of the bench's own, started here and stopped after them.
+/// If it cannot be started (no `redis-cli`, say), the report says so and the run goes on.
+async fn run_cluster(cfg: &Config, report: &mut Report, redis_version: &str) {
+    eprintln!("starting a Redis Cluster of {} nodes", cluster::PRIMARIES);
+    let env = match cluster::ClusterEnv::start().await {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("cannot start the Redis Cluster: {e}");
+            let mut sec =
+                report::Section::new("Redis Cluster scenarios: not run", vec!["scenario", "why"]);
+            for name in CLUSTER_SCENARIOS.iter().filter(|s| cfg.runs(s)) {
+                sec.row(vec![
+                    (*name).to_owned(),
+                    format!(
+                        "⚠ the bench could not start its Redis Cluster: {}",
+                        e.replace('\n', " ")
+                    ),
+                ]);
+            }
+            report.sections.push(sec);
+            return;
+        }
+    };
+    if cfg.runs("cluster-hit-latency") {
+        cluster::hit_latency(&env, cfg, report, redis_version).await;
+    }
+    if cfg.runs("cluster-stampede") {
+        cluster::stampede(&env, cfg, report, redis_version).await;
+    }
+    if cfg.runs("cluster-events") {
+        cluster::events(&env, cfg, report, redis_version).await;
+    }
+    // The caches' background tasks let go of the nodes before they are killed.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(env);
 }
 
 fn preamble(cfg: &Config, env: &Env, redis_version: &str) -> Vec<String> {
@@ -331,13 +406,30 @@ fn preamble(cfg: &Config, env: &Env, redis_version: &str) -> Vec<String> {
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let command = match (&cfg.only, cfg.smoke) {
-        (None, false) => "cargo run --release -p benches".to_owned(),
-        (None, true) => "cargo run --release -p benches -- --smoke".to_owned(),
-        (Some(s), smoke) => format!(
-            "cargo run --release -p benches --{} --scenario {s}",
-            if smoke { " --smoke" } else { "" }
-        ),
+    let command = match (cfg.only.as_slice(), cfg.smoke) {
+        ([], false) => "cargo run --release -p benches".to_owned(),
+        ([], true) => "cargo run --release -p benches -- --smoke".to_owned(),
+        (only, smoke) => {
+            let cluster = CLUSTER_SCENARIOS
+                .iter()
+                .all(|s| only.iter().any(|o| o == s));
+            let mut names: Vec<&str> = only
+                .iter()
+                .map(String::as_str)
+                .filter(|o| !(cluster && CLUSTER_SCENARIOS.contains(o)))
+                .collect();
+            if cluster {
+                names.push("cluster");
+            }
+            format!(
+                "cargo run --release -p benches --{}{}",
+                if smoke { " --smoke" } else { "" },
+                names
+                    .iter()
+                    .map(|n| format!(" --scenario {n}"))
+                    .collect::<String>()
+            )
+        }
     };
     let mut lines = vec![
         format!(

@@ -10,7 +10,9 @@
 //! `WHAT`, on a current-thread runtime: `hand-hit`, `ours-hit`, `cached-hit`, `memory-hit` (a
 //! cached 1 KiB value), `hand-miss`, `ours-miss`, `cached-miss` (cold keys, trivial body),
 //! `ours-open` (ours with the circuit breaker open: a Redis that refuses connections), `direct`
-//! (the body alone) — per call: the whole program's instructions at two `--calls` counts,
+//! (the body alone), `hand-cluster-hit`, `hand-cluster-rt-hit` (its redis-rs client set up as
+//! the runtime's), `ours-cluster-hit` and their `-miss` variants (on a Redis Cluster the mode
+//! starts, or at the comma-separated `REDIS_CLUSTER_URLS`) — per call: the whole program's instructions at two `--calls` counts,
 //! subtracted (the loop's async function may be inlined into its caller, so a
 //! `--toggle-collect` on it can come out empty); `first-polls` (every caller of a stampede
 //! polled once, before its `GET` is answered), `wake-floor` / `wake-memory` (1000 waiters
@@ -31,7 +33,8 @@ use std::{
 };
 
 use crate::{
-    contenders::{CachedFn, Client, Floor, Hand, MAIN_URL, Ours},
+    contenders::{CachedFn, Client, ClusterSetup, Floor, Hand, MAIN_URL, Ours},
+    redis_util::LocalCluster,
     scenarios::{memory_cache, redis_cache},
     value::TARGET_SIZE,
 };
@@ -76,6 +79,24 @@ pub(crate) fn main(what: &str, calls: usize) -> ExitCode {
         None => (what.to_owned(), false),
     };
     let uses_redis = matches!(who.as_str(), "hand-hit" | "ours-hit" | "cached-hit");
+    let on_cluster = who.contains("-cluster");
+    // The cluster modes: a cluster of the bench's own, or the nodes in REDIS_CLUSTER_URLS.
+    let (cluster, cluster_urls) = match std::env::var("REDIS_CLUSTER_URLS") {
+        Ok(urls) if on_cluster && !urls.trim().is_empty() => {
+            (None, urls.split(',').map(|u| u.trim().to_owned()).collect())
+        }
+        _ if on_cluster => match LocalCluster::start(crate::cluster::PRIMARIES) {
+            Ok(cluster) => {
+                let urls = cluster.urls();
+                (Some(cluster), urls)
+            }
+            Err(e) => {
+                eprintln!("cannot start a Redis Cluster: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => (None, Vec::new()),
+    };
     let server = match std::env::var("REDIS_URL") {
         Ok(url) if !url.trim().is_empty() => {
             let _ = MAIN_URL.set(url.trim().to_owned());
@@ -118,9 +139,25 @@ pub(crate) fn main(what: &str, calls: usize) -> ExitCode {
                     .expect("a valid configuration"),
             }),
             "direct" => Client::Direct,
+            "hand-cluster-hit" | "hand-cluster-rt-hit" => Client::HandCluster(
+                Hand::connect_cluster(
+                    &cluster_urls,
+                    "hand",
+                    if who == "hand-cluster-hit" {
+                        ClusterSetup::Plain
+                    } else {
+                        ClusterSetup::LikeTheRuntime
+                    },
+                )
+                .await
+                .expect("connect to the cluster"),
+            ),
+            "ours-cluster-hit" => Client::Ours(Ours {
+                cache: crate::cluster::cluster_cache(&cluster_urls, "ours").await,
+            }),
             other => {
                 eprintln!(
-                    "unknown --profile `{other}`: hand-hit, ours-hit, cached-hit, memory-hit, hand-miss, ours-miss, cached-miss, ours-open, direct, first-polls, wake-floor, wake-memory, clone, decode, decode-limit, ours-stampede, memory-stampede, floor-stampede"
+                    "unknown --profile `{other}`: hand-hit, ours-hit, cached-hit, memory-hit, hand-miss, ours-miss, cached-miss, ours-open, direct, hand-cluster-hit, hand-cluster-rt-hit, ours-cluster-hit, hand-cluster-miss, ours-cluster-miss, first-polls, wake-floor, wake-memory, clone, decode, decode-limit, ours-stampede, memory-stampede, floor-stampede"
                 );
                 return ExitCode::from(2);
             }
@@ -146,6 +183,7 @@ pub(crate) fn main(what: &str, calls: usize) -> ExitCode {
         ExitCode::SUCCESS
     });
     drop(server);
+    drop(cluster);
     code
 }
 

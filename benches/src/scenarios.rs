@@ -24,7 +24,9 @@ use crate::{
         BODY_NS, BODY_RUNS, BODY_TIME, CachedFn, Client, FAULT_URL, FIRST_BODY, Floor, Hand, Ours,
     },
     proxy::Proxy,
-    redis_util::{CommandDelta, commandstats, delta, numsub, unlink_matching, wait_ready},
+    redis_util::{
+        CommandDelta, commandstats, commandstats_sum, delta, numsub, unlink_matching, wait_ready,
+    },
     report::{Report, Section},
     stats::{Agg, Dist, agg, dist, fmt_ns},
     value::{SIZES, TARGET_SIZE},
@@ -39,6 +41,10 @@ pub(crate) enum Who {
     Memory,
     Direct,
     Floor,
+    /// The cluster scenarios' contenders.
+    HandCluster,
+    HandClusterLikeOurs,
+    OursCluster,
 }
 
 impl Env {
@@ -77,24 +83,31 @@ impl Who {
             Who::Floor => {
                 "floor: one in-process single flight (tokio `OnceCell`; no cache, no Redis)"
             }
+            Who::HandCluster => {
+                "hand-written on the cluster, redis-rs `ClusterConnection` (baseline)"
+            }
+            Who::HandClusterLikeOurs => {
+                "hand-written on the cluster, its redis-rs client set up as the runtime's"
+            }
+            Who::OursCluster => "ours, `#[cache_aside]` on `redis_cluster`",
         }
     }
 }
 
 /// Keys the hit scenarios cycle through.
-const HOT_KEYS: u64 = 64;
+pub(crate) const HOT_KEYS: u64 = 64;
 
 /// Slices per round of the hit-latency scenario, interleaved across contenders.
-const HIT_SLICES: usize = 50;
+pub(crate) const HIT_SLICES: usize = 50;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1_000_000);
 
 /// `n` ids never used before in this run (cold keys).
-fn fresh_ids(n: usize) -> u64 {
+pub(crate) fn fresh_ids(n: usize) -> u64 {
     NEXT_ID.fetch_add(n as u64, Relaxed)
 }
 
-type Contenders = Vec<(Who, Arc<Client>)>;
+pub(crate) type Contenders = Vec<(Who, Arc<Client>)>;
 
 /// What the scenarios share.
 pub(crate) struct Env {
@@ -160,7 +173,7 @@ pub(crate) async fn contenders(
     out
 }
 
-fn rotated<T: Clone>(v: &[T], round: usize) -> Vec<T> {
+pub(crate) fn rotated<T: Clone>(v: &[T], round: usize) -> Vec<T> {
     let mut v = v.to_vec();
     if !v.is_empty() {
         let n = v.len();
@@ -169,7 +182,7 @@ fn rotated<T: Clone>(v: &[T], round: usize) -> Vec<T> {
     v
 }
 
-async fn prime(clients: &Contenders, space: &'static str, size: u32) {
+pub(crate) async fn prime(clients: &Contenders, space: &'static str, size: u32) {
     for (_, c) in clients {
         for id in 0..HOT_KEYS {
             let _ = c.get(space, size, id).await;
@@ -178,14 +191,14 @@ async fn prime(clients: &Contenders, space: &'static str, size: u32) {
 }
 
 /// Per-round results by contender, in round order.
-type Runs<T> = HashMap<Who, Vec<T>>;
+pub(crate) type Runs<T> = HashMap<Who, Vec<T>>;
 
 /// A statistic over rounds, and its ratio to the baseline's in the same round.
-fn stat<T>(runs: &Runs<T>, who: Who, f: impl Fn(&T) -> f64) -> Agg {
+pub(crate) fn stat<T>(runs: &Runs<T>, who: Who, f: impl Fn(&T) -> f64) -> Agg {
     agg(runs.get(&who).into_iter().flatten().map(f))
 }
 
-fn ratio<T>(runs: &Runs<T>, who: Who, base: Who, f: impl Fn(&T) -> f64) -> Agg {
+pub(crate) fn ratio<T>(runs: &Runs<T>, who: Who, base: Who, f: impl Fn(&T) -> f64) -> Agg {
     let (Some(a), Some(b)) = (runs.get(&who), runs.get(&base)) else {
         return agg([]);
     };
@@ -241,8 +254,8 @@ async fn count_pass(
 // ---------------------------------------------------------------------------------------------
 // Scenario 1: hit latency.
 
-struct LatencyRun {
-    dist: Dist,
+pub(crate) struct LatencyRun {
+    pub(crate) dist: Dist,
     errors: u64,
     /// Calls the contender did not count as hits (where it counts them).
     non_hits: Option<u64>,
@@ -252,7 +265,7 @@ struct LatencyRun {
 
 impl LatencyRun {
     /// One run out of several slices of one contender.
-    fn merge(slices: Vec<LatencyRun>) -> LatencyRun {
+    pub(crate) fn merge(slices: Vec<LatencyRun>) -> LatencyRun {
         let mut samples: Vec<u64> = slices
             .iter()
             .flat_map(|r| r.samples.iter().copied())
@@ -266,7 +279,7 @@ impl LatencyRun {
     }
 }
 
-async fn latency_pass(
+pub(crate) async fn latency_pass(
     client: Arc<Client>,
     space: &'static str,
     size: u32,
@@ -304,7 +317,7 @@ async fn latency_pass(
     .expect("latency task")
 }
 
-fn hot_id(i: usize, _base: u64) -> u64 {
+pub(crate) fn hot_id(i: usize, _base: u64) -> u64 {
     i as u64 % HOT_KEYS
 }
 
@@ -312,7 +325,7 @@ fn cold_id(i: usize, base: u64) -> u64 {
     base + i as u64
 }
 
-fn anomalies(runs: &[LatencyRun], expect_hits: bool) -> String {
+pub(crate) fn anomalies(runs: &[LatencyRun], expect_hits: bool) -> String {
     let errors: u64 = runs.iter().map(|r| r.errors).sum();
     let non_hits: u64 = runs.iter().filter_map(|r| r.non_hits).sum();
     let calls: usize = runs.iter().map(|r| r.dist.n).sum();
@@ -782,28 +795,32 @@ pub(crate) async fn miss(env: &Env, cfg: &Config, report: &mut Report) {
 // ---------------------------------------------------------------------------------------------
 // Scenario 4: cold-key stampede.
 
-struct StampedeRun {
-    dist: Dist,
-    body_runs: u64,
+pub(crate) struct StampedeRun {
+    pub(crate) dist: Dist,
+    pub(crate) body_runs: u64,
     /// The longest body execution, measured (ns).
-    body_ns: f64,
+    pub(crate) body_ns: f64,
     /// From the first caller's start to the (first) body's start (ns).
-    before_body: f64,
+    pub(crate) before_body: f64,
     /// p99 over callers of their end minus the (first) body's end (ns; 0 if before it).
-    after_body_p99: f64,
-    /// Commands Redis executed during the pass (`INFO commandstats`).
-    cmds: CommandDelta,
-    errors: u64,
+    pub(crate) after_body_p99: f64,
+    /// Commands Redis executed during the pass (`INFO commandstats`, summed over `admins`).
+    pub(crate) cmds: CommandDelta,
+    pub(crate) errors: u64,
+    /// The id of the stampede's key.
+    pub(crate) id: u64,
 }
 
-async fn stampede_pass(
-    admin: &MultiplexedConnection,
+/// One stampede of `callers` over `instances` on a cold key; the commands are counted on
+/// every server of `admins` (one, or the nodes of a cluster).
+pub(crate) async fn stampede_pass(
+    admins: &[MultiplexedConnection],
     instances: &[Arc<Client>],
     callers: usize,
     size: u32,
 ) -> StampedeRun {
     let id = fresh_ids(1);
-    let before = commandstats(admin).await;
+    let before = commandstats_sum(admins).await;
     BODY_RUNS.store(0, Relaxed);
     BODY_NS.store(0, Relaxed);
     *FIRST_BODY.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -852,7 +869,7 @@ async fn stampede_pass(
     };
     // Let the losers' writes and the pub/sub messages settle before the next contender.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let cmds = delta(&before, &commandstats(admin).await);
+    let cmds = delta(&before, &commandstats_sum(admins).await);
     StampedeRun {
         dist: dist(&mut samples),
         body_runs,
@@ -861,6 +878,7 @@ async fn stampede_pass(
         after_body_p99,
         cmds,
         errors,
+        id,
     }
 }
 
@@ -942,8 +960,13 @@ pub(crate) async fn stampede(env: &Env, cfg: &Config, report: &mut Report) {
         let mut runs: Runs<StampedeRun> = HashMap::new();
         for round in 0..cfg.rounds {
             for (who, instances) in rotated(&sets, round) {
-                let run =
-                    stampede_pass(&env.admin, &instances, cfg.stampede_callers, size.bytes).await;
+                let run = stampede_pass(
+                    std::slice::from_ref(&env.admin),
+                    &instances,
+                    cfg.stampede_callers,
+                    size.bytes,
+                )
+                .await;
                 runs.entry(who).or_default().push(run);
             }
         }
