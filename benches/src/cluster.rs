@@ -63,9 +63,14 @@ impl ClusterEnv {
             .map_err(|e| format!("cluster start-up task: {e}"))??;
         let mut admins = Vec::new();
         for url in cluster.urls() {
+            // As the standalone side channel: waits as long as it takes for a reply (INFO on a
+            // loaded machine can take longer than redis-rs's default response timeout).
             let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
             let conn = client
-                .get_multiplexed_async_connection()
+                .get_multiplexed_async_connection_with_config(
+                    &redis::AsyncConnectionConfig::new()
+                        .set_response_timeout(Some(Duration::from_secs(30))),
+                )
                 .await
                 .map_err(|e| format!("cannot connect to {url}: {e}"))?;
             admins.push(conn);
