@@ -112,8 +112,8 @@ pub(crate) enum ClusterSetup {
     Plain,
     /// As cached-runtime sets up its cluster client with the default options: a connection
     /// timeout of 1 s and a response timeout of 2298 ms (`op_timeout` 250 ms plus 1 ms per 8
-    /// KiB of the 16 MiB `max_value_size`), for the client and for each node's connection, on a
-    /// connection that connects in the background.
+    /// KiB of the 16 MiB `max_value_size`) on each node's connection and no overall timeout on
+    /// the request, on a connection that connects in the background.
     LikeTheRuntime,
 }
 
@@ -136,6 +136,7 @@ impl Hand<ClusterConnection> {
                 let conn = redis::cluster::ClusterClientBuilder::new(seeds.to_vec())
                     .connection_timeout(connect)
                     .response_timeout(response)
+                    .overall_response_timeout(None)
                     .build()?
                     .get_pending_async_connection_with_config(
                         redis::cluster::ClusterConfig::new()

@@ -91,9 +91,14 @@ impl Cluster {
             .map(|c| c.get_connection_info().clone())
             .collect();
         let certificates = connect::certificates(tls);
+        // Each reply from a node is bounded by `response_timeout` (so a hung node is noticed and
+        // its connection replaced), but not the whole request a second time: the cache bounds
+        // every operation with its own `op_timeout`, and a second timer per request is pure cost
+        // on the hit path.
         let builder = ClusterClientBuilder::new(infos.clone())
             .connection_timeout(connect_timeout)
-            .response_timeout(response_timeout);
+            .response_timeout(response_timeout)
+            .overall_response_timeout(None);
         #[cfg(feature = "tls")]
         let builder = match certificates.clone() {
             Some(certificates) => builder.certs(certificates),
