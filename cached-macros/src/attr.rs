@@ -37,10 +37,11 @@ impl Kind {
                 "early_refresh",
                 "fail_safe",
                 "timeout",
+                "tags",
                 "cache",
                 "crate",
             ],
-            Kind::Invalidates => &["key", "keys", "cache", "crate"],
+            Kind::Invalidates => &["key", "keys", "tags", "cache", "crate"],
         }
     }
 
@@ -57,6 +58,7 @@ fn form(option: &str) -> Option<&'static str> {
     Some(match option {
         "key" => "`key = \"user:<id>\"`",
         "keys" => "`keys = [\"user:<id>\", \"users:all\"]`",
+        "tags" => "`tags = [\"category:<cat>\", \"products\"]`",
         "ttl" => "`ttl = <seconds>`, e.g. `ttl = 600`",
         "null_ttl" => "`null_ttl = <seconds>`, e.g. `null_ttl = 30`",
         "lock" => "`lock = false` (stampede protection is on by default)",
@@ -140,7 +142,8 @@ impl Unknown {
             .collect();
         let covered = |o: &str| is_written(o) || suggestions.iter().any(|(_, s)| *s == Some(o));
         let mut missing = Vec::new();
-        if !covered("key") && !covered("keys") {
+        let tags_alone = kind == Kind::Invalidates && covered("tags");
+        if !covered("key") && !covered("keys") && !tags_alone {
             missing.push("key");
         }
         if kind == Kind::CacheAside && !covered("ttl") {
@@ -320,6 +323,8 @@ pub(crate) struct Amount {
 /// The parsed arguments of either attribute.
 pub(crate) struct Args {
     pub(crate) keys: Vec<LitStr>,
+    /// Tag templates (`tags = [...]`).
+    pub(crate) tags: Vec<LitStr>,
     pub(crate) ttl: Option<Amount>,
     pub(crate) null_ttl: Option<Amount>,
     pub(crate) cache: Option<Expr>,
@@ -347,6 +352,7 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
     let mut fail_safe = Once::new();
     let mut early_refresh = Once::new();
     let mut timeout = Once::new();
+    let mut tags = Once::new();
 
     let list = match syn::parse2::<ArgList>(args) {
         Ok(ArgList(list)) => list,
@@ -393,8 +399,22 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
                 }
             }
             "keys" => {
-                if let Some(list) = string_list(&value, errors) {
+                if let Some(list) = string_list(&value, "keys", errors) {
                     keys.set(&name, list, errors);
+                }
+            }
+            "tags" => {
+                if let Some(list) = string_list(&value, "tags", errors) {
+                    if list.len() > MAX_TAGS {
+                        errors.push_spanned(
+                            &value,
+                            format!(
+                                "{} tags; an entry carries at most {MAX_TAGS}: tag groups of entries (`category:<cat>`), not each entry",
+                                list.len()
+                            ),
+                        );
+                    }
+                    tags.set(&name, list, errors);
                 }
             }
             "ttl" => {
@@ -457,11 +477,18 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
     all_keys.extend(keys.get().into_iter().flatten());
     seen.extend(claimed.iter().map(|n| (*n).to_owned()));
     let given = |n: &str| seen.iter().any(|s| s == n);
-    if all_keys.is_empty() && !given("key") && !given("keys") {
+    let tags = tags.get().unwrap_or_default();
+    let tags_alone = kind == Kind::Invalidates && given("tags");
+    if all_keys.is_empty() && !given("key") && !given("keys") && !tags_alone {
+        let or_tags = if kind == Kind::Invalidates {
+            " (or tags: `tags = [\"category:<cat>\"]`)"
+        } else {
+            ""
+        };
         errors.push(
             Span::call_site(),
             format!(
-                "#[{}] needs a key: add `key = \"...\"` with `<param>` placeholders, e.g. {}",
+                "#[{}] needs a key: add `key = \"...\"` with `<param>` placeholders, e.g. {}{or_tags}",
                 kind.name(),
                 kind.example()
             ),
@@ -498,6 +525,7 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
     }
     Args {
         keys: all_keys,
+        tags,
         ttl,
         null_ttl,
         cache: cache.get(),
@@ -525,20 +553,36 @@ fn string(value: &Expr, name: &str, example: &str, errors: &mut Errors) -> Optio
     }
 }
 
-fn string_list(value: &Expr, errors: &mut Errors) -> Option<Vec<LitStr>> {
+/// Most tags on one function (an entry records at most 255).
+const MAX_TAGS: usize = 255;
+
+/// `keys = [...]` or `tags = [...]`: a list of string literals.
+fn string_list(value: &Expr, name: &str, errors: &mut Errors) -> Option<Vec<LitStr>> {
+    let (example, what) = match name {
+        "tags" => ("tags = [\"category:<cat>\", \"products\"]", "tag"),
+        _ => ("keys = [\"user:<id>\", \"users:all\"]", "key"),
+    };
     let Expr::Array(array) = value else {
         errors.push_spanned(
             value,
-            "`keys` takes a list of string literals, e.g. `keys = [\"user:<id>\", \"users:all\"]`",
+            format!("`{name}` takes a list of string literals, e.g. `{example}`"),
         );
         return None;
     };
     if array.elems.is_empty() {
-        errors.push_spanned(array, "`keys` is empty; list at least one key template");
+        let hint = if name == "tags" {
+            ", or leave `tags` out"
+        } else {
+            ""
+        };
+        errors.push_spanned(
+            array,
+            format!("`{name}` is empty; list at least one {what} template{hint}"),
+        );
     }
     let mut out = Vec::new();
     for elem in &array.elems {
-        out.extend(string(elem, "keys", "keys = [\"user:<id>\"]", errors));
+        out.extend(string(elem, name, example, errors));
     }
     Some(out)
 }

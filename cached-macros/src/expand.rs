@@ -32,14 +32,12 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, input: TokenStream) -> Token
     if let Some(option) = detach::reason(&args) {
         detach::check(&item.sig, option, &mut borrows);
     }
-    let templates: Vec<TokenStream> = args
-        .keys
-        .iter()
-        .map(|lit| {
-            let pieces = template::parse(lit, &mut errors);
-            segments(lit, &pieces, &item, &params, &mut errors)
-        })
-        .collect();
+    let mut template = |lit: &LitStr| {
+        let pieces = template::parse(lit, &mut errors);
+        segments(lit, &pieces, &item, &params, &mut errors)
+    };
+    let templates: Vec<TokenStream> = args.keys.iter().map(&mut template).collect();
+    let tags: Vec<TokenStream> = args.tags.iter().map(&mut template).collect();
     if !errors.is_empty() || !borrows.is_empty() {
         // The function as written, so that nothing else fails; parameters used only in the
         // key would look unused, which is not the problem to report.
@@ -53,7 +51,7 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, input: TokenStream) -> Token
         out.extend(errors.into_compile_errors());
         return out;
     }
-    generate(kind, &item, &args, &templates)
+    generate(kind, &item, &args, &templates, &tags)
 }
 
 impl attr::Args {
@@ -254,6 +252,7 @@ fn generate(
     item: &ItemFn,
     args: &attr::Args,
     templates: &[TokenStream],
+    tags: &[TokenStream],
 ) -> TokenStream {
     let krate = args.krate_path();
     let ItemFn {
@@ -274,6 +273,7 @@ fn generate(
     let cache = Ident::new("__cache", Span::mixed_site());
     let site = format_ident!("__SITE", span = Span::mixed_site());
     let ret_value = Ident::new("__ret", Span::mixed_site());
+    let tags_ident = Ident::new("__tags", Span::mixed_site());
     let name = format!("::{}", sig.ident);
     let (ttl, null_ttl) = (
         Literal::u64_unsuffixed(args.ttl.map_or(0, |t| t.value)),
@@ -335,16 +335,32 @@ fn generate(
                     body
                 }
             };
-            quote! {
-                let #key = #krate::__private::key(#cache, #template);
-                #krate::__private::cache_aside(#cache, #key, #site_ref, #shape, #body).await
+            if tags.is_empty() {
+                quote! {
+                    let #key = #krate::__private::key(#cache, #template);
+                    #krate::__private::cache_aside(#cache, #key, #site_ref, #shape, #body).await
+                }
+            } else {
+                quote! {
+                    let #key = #krate::__private::key(#cache, #template);
+                    let #tags_ident = #krate::__private::tags(#cache, &[#((#tags)),*]);
+                    #krate::__private::cache_aside_tagged(#cache, #key, #tags_ident, #site_ref, #shape, #body).await
+                }
             }
         }
         Kind::Invalidates => {
             let keys = Ident::new("__keys", Span::mixed_site());
-            quote! {
-                let #keys = #krate::__private::keys(#cache, &[#((#templates)),*]);
-                #krate::__private::invalidate(#cache, #keys, #site_ref, #probe, async #async_body).await
+            if tags.is_empty() {
+                quote! {
+                    let #keys = #krate::__private::keys(#cache, &[#((#templates)),*]);
+                    #krate::__private::invalidate(#cache, #keys, #site_ref, #probe, async #async_body).await
+                }
+            } else {
+                quote! {
+                    let #keys = #krate::__private::keys(#cache, &[#((#templates)),*]);
+                    let #tags_ident = #krate::__private::tags(#cache, &[#((#tags)),*]);
+                    #krate::__private::invalidate_tagged(#cache, #keys, #tags_ident, #site_ref, #probe, async #async_body).await
+                }
             }
         }
     };

@@ -1,4 +1,6 @@
-//! The [`Cache`] handle and the process-wide default.
+//! The [`Cache`] handle and the process-wide default; its tag operations are in `tags.rs`.
+
+mod tags;
 
 use std::{
     fmt,
@@ -411,6 +413,11 @@ impl Cache {
         self.inner.pending.defer(keys);
     }
 
+    /// Keeps `tags` (full names) for a background retry of their invalidation.
+    pub(crate) fn defer_tag_invalidation(&self, tags: &[String]) {
+        self.inner.pending.defer_tags(tags);
+    }
+
     /// The TTLs of a site, jittered.
     pub(crate) fn ttls(&self, site: &Policy) -> Ttls {
         let ttl = Duration::from_secs(site.ttl_secs);
@@ -489,13 +496,19 @@ impl Cache {
 impl Inner {
     /// One attempt at the invalidations that failed before.
     pub(crate) async fn retry_pending(self: &Arc<Self>) {
+        let cache = Cache {
+            inner: self.clone(),
+        };
+        let tags = self.pending.take_tags();
+        if !tags.is_empty() {
+            let outcome = cache.invalidate_tag_names(&tags).await;
+            self.pending
+                .settle_tags(tags.len() - outcome.failed.len(), outcome.failed);
+        }
         let keys = self.pending.take();
         if keys.is_empty() {
             return;
         }
-        let cache = Cache {
-            inner: self.clone(),
-        };
         let mut done = 0;
         let mut left = Vec::new();
         let mut chunks = keys.chunks(256);

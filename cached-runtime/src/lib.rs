@@ -116,11 +116,11 @@ pub use cached_macros::invalidates;
 /// Not public API: what the macros expand into. Nothing here is covered by semver.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::patterns::aside::cache_aside;
+    pub use crate::patterns::aside::{cache_aside, cache_aside_tagged};
     pub use crate::patterns::body::{Body, Detached, owned};
-    pub use crate::patterns::invalidate::invalidate;
+    pub use crate::patterns::invalidate::{invalidate, invalidate_tagged};
     pub use crate::patterns::shape::{Outcome, Plain, PlainProbe, Probe, Res, Shape, ops, probe};
-    pub use crate::patterns::target::{CacheRef, Global, Template, key, keys};
+    pub use crate::patterns::target::{CacheRef, Global, Template, key, keys, tags};
     pub use crate::patterns::value::Share;
     /// The caching policy of one function (the name the expansions use).
     pub use crate::policy::Policy as Site;
@@ -137,6 +137,7 @@ pub mod __private {
                     Kind::Filled => 'f',
                     Kind::Released => 'r',
                     Kind::Invalidated => 'i',
+                    Kind::TagInvalidated => 't',
                 };
                 (kind, e.key.to_owned(), e.value.map(<[u8]>::to_vec))
             })

@@ -1,5 +1,5 @@
 //! The event channel's messages as the Lua scripts publish them, parsed by the runtime's own
-//! parser: a fill (with and without the value), a release and an invalidation.
+//! parser: a fill (with and without the value), a release, an invalidation and a tag's.
 
 use std::time::Duration;
 
@@ -35,6 +35,11 @@ impl Repo {
     async fn update(&self, id: u32) {
         let _ = id;
     }
+
+    #[invalidates(tags = ["group:<group>", "all"], cache = self.cache)]
+    async fn regroup(&self, group: u32) {
+        let _ = group;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,6 +63,7 @@ async fn every_script_publishes_what_the_parser_reads() {
     assert_eq!(repo.large(1).await.len(), 4097);
     assert!(repo.failing(1).await.is_err());
     repo.update(1).await;
+    repo.regroup(3).await;
 
     let mut messages = pubsub.on_message();
     let mut next = async || {
@@ -80,4 +86,7 @@ async fn every_script_publishes_what_the_parser_reads() {
     // One invalidation event per key.
     assert_eq!(next().await, ('i', "app:small:1".to_owned(), None));
     assert_eq!(next().await, ('i', "app:large:1".to_owned(), None));
+    // One per tag (one script: both tags are on the one server), naming the tag.
+    assert_eq!(next().await, ('t', "app:group:3".to_owned(), None));
+    assert_eq!(next().await, ('t', "app:all".to_owned(), None));
 }

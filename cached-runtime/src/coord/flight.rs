@@ -129,6 +129,11 @@ impl Flights {
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
     }
+
+    /// Forgets every flight (after a tag invalidation, which may void any of them).
+    pub(crate) fn forget_all(&self) {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
 }
 
 impl Flight {

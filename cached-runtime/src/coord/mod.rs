@@ -30,11 +30,21 @@ impl Local {
         self.reads.forget(key);
     }
 
-    /// An event from the channel: an invalidation voids local flights and reads of its key;
-    /// every event wakes the key's waiters (a fill hands them the value when it carries it).
+    /// Forgets every load and read in flight: after a tag invalidation, any of them may be of
+    /// an entry that carries the tag.
+    pub(crate) fn forget_all(&self) {
+        self.flights.forget_all();
+        self.reads.forget_all();
+    }
+
+    /// An event from the channel: an invalidation voids local flights and reads of its key (a
+    /// tag's, all of them); every other event wakes the key's waiters (a fill hands them the
+    /// value when it carries it).
     pub(crate) fn on_event(&self, event: Event<'_>) {
-        if event.kind == Kind::Invalidated {
-            self.forget(event.key);
+        match event.kind {
+            Kind::TagInvalidated => return self.forget_all(),
+            Kind::Invalidated => self.forget(event.key),
+            Kind::Filled | Kind::Released => {}
         }
         self.waiters.wake(event.key, event.value.map(Arc::from));
     }

@@ -139,6 +139,13 @@ impl Reads {
             map.remove(&hash);
         }
     }
+
+    /// Later reads of every key send a `GET` of their own (after a tag invalidation).
+    pub(crate) fn forget_all(&self) {
+        for shard in &self.shards {
+            shard.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
 }
 
 impl Lead<'_> {

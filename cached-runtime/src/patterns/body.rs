@@ -71,6 +71,7 @@ where
 pub struct Job<R> {
     pub(crate) cache: Cache,
     pub(crate) key: String,
+    pub(crate) tags: Vec<String>,
     pub(crate) site: &'static Policy,
     pub(crate) ops: value::Ops<R>,
 }
@@ -81,6 +82,7 @@ impl<R> load::Call<'_, R> {
         Job {
             cache: self.cache.clone(),
             key: self.key.to_owned(),
+            tags: self.tags.to_vec(),
             site: self.site,
             ops: *self.ops,
         }
@@ -134,6 +136,7 @@ async fn background<R, F: Future<Output = R>>(job: Job<R>, task: Task, load: F) 
         cache: &job.cache,
         site: job.site,
         key: &job.key,
+        tags: &job.tags,
         ops: &job.ops,
         counters,
     };

@@ -6,7 +6,7 @@ use super::{
     shape::Outcome,
     target::{CacheRef, uncached},
 };
-use crate::{policy::Policy, stats::bump};
+use crate::{cache::Invalidated, policy::Policy, stats::bump};
 
 /// Invalidate-on-write: run `body`; if it succeeded, delete every key and its lease in one
 /// round trip (retried once). A failed delete is logged, counted and queued for a background
@@ -15,6 +15,24 @@ use crate::{policy::Policy, stats::bump};
 pub async fn invalidate<S, R, F>(
     cache: CacheRef<'_>,
     keys: Vec<String>,
+    site: &'static Policy,
+    shape: S,
+    body: F,
+) -> R
+where
+    S: Outcome<R>,
+    F: Future<Output = R>,
+{
+    invalidate_tagged(cache, keys, Vec::new(), site, shape, body).await
+}
+
+/// [`invalidate`] that also invalidates `tags` (full names): every entry that carries one of
+/// them stops being served, in every instance. Keys and tags are sent at once.
+#[doc(hidden)]
+pub async fn invalidate_tagged<S, R, F>(
+    cache: CacheRef<'_>,
+    keys: Vec<String>,
+    tags: Vec<String>,
     site: &'static Policy,
     _shape: S,
     body: F,
@@ -32,34 +50,45 @@ where
         return result;
     };
     let counters = cache.counters(site);
-    // Keys of several hash slots (on a cluster) are deleted per slot: what failed is retried
-    // once, then queued, without touching the groups that were deleted.
-    let mut left = keys;
+    // Keys of several hash slots (on a cluster) are deleted per slot, tags updated per slot:
+    // what failed is retried once, then queued, without touching the groups that succeeded.
+    let (mut keys, mut tags) = (keys, tags);
     let mut deleted = 0;
     let mut last_error = None;
     for _attempt in 0..2 {
-        let outcome = cache.invalidate_keys(&left).await;
-        deleted += outcome.deleted;
-        if outcome.failed.is_empty() {
+        let (by_key, by_tag) = futures_util::future::join(cache.invalidate_keys(&keys), async {
+            if tags.is_empty() {
+                Invalidated::default()
+            } else {
+                cache.invalidate_tag_names(&tags).await
+            }
+        })
+        .await;
+        deleted += by_key.deleted;
+        if by_key.failed.is_empty() && by_tag.failed.is_empty() {
             bump(&counters.invalidations);
             tracing::debug!(
                 function = site.name,
-                keys = ?left,
+                ?keys,
+                ?tags,
                 deleted,
                 outcome = "invalidated"
             );
             return result;
         }
         bump(&counters.errors);
-        last_error = outcome.error;
-        left = outcome.failed;
+        last_error = by_key.error.or(by_tag.error);
+        keys = by_key.failed;
+        tags = by_tag.failed;
     }
     bump(&counters.invalidation_failures);
-    cache.defer_invalidation(&left);
+    cache.defer_invalidation(&keys);
+    cache.defer_tag_invalidation(&tags);
     if let Some(error) = last_error {
         tracing::error!(
             function = site.name,
-            keys = ?left,
+            ?keys,
+            ?tags,
             %error,
             "invalidation failed twice; queued for retry (until then, at most the entries' TTL of staleness)"
         );

@@ -7,7 +7,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::value::{Encoded, Hit, Ops, unix_ms};
+use futures_util::future::Either;
+
+use super::{
+    tagged,
+    value::{Encoded, Hit, Ops, unix_ms},
+};
 use crate::{
     cache::Cache,
     coord::flight::{Fill, Leader, Role, Waiting},
@@ -22,6 +27,8 @@ pub(crate) struct Call<'a, R> {
     pub(crate) cache: &'a Cache,
     pub(crate) site: &'static Policy,
     pub(crate) key: &'a str,
+    /// The tags the call's entry carries (full names; empty for an untagged function).
+    pub(crate) tags: &'a [String],
     pub(crate) ops: &'a Ops<R>,
     pub(crate) counters: &'a Counters,
 }
@@ -35,11 +42,17 @@ impl<R> Clone for Call<'_, R> {
 impl<R> Copy for Call<'_, R> {}
 
 /// A miss: with the site's lock, [`load_locked`]; without, [`load_unlocked`].
-pub(crate) async fn load<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R {
+///
+/// Not an `async fn`: its future is the chosen one itself, without a second copy of the call
+/// and the body around it.
+pub(crate) fn load<'a, R, F: Future<Output = R> + 'a>(
+    call: Call<'a, R>,
+    body: F,
+) -> impl Future<Output = R> + 'a {
     if call.site.lock {
-        load_locked(call, body).await
+        Either::Left(load_locked(call, body))
     } else {
-        load_unlocked(call, body).await
+        Either::Right(load_unlocked(call, body))
     }
 }
 
@@ -197,7 +210,9 @@ fn decode_shared<R>(cache: &Cache, raw: &[u8], ops: &Ops<R>, counters: &Counters
 }
 
 /// Runs the body and encodes its result: `None` for a result that is not to be cached (an
-/// `Err`) or does not encode (counted and logged).
+/// `Err`), does not encode (counted and logged), or whose tags' versions could not be read
+/// before the body ran (then nothing is stored: a value without them could outlive an
+/// invalidation).
 async fn run<R, F: Future<Output = R>>(
     call: Call<'_, R>,
     body: F,
@@ -206,12 +221,36 @@ async fn run<R, F: Future<Output = R>>(
         cache,
         site,
         key,
+        tags,
         ops,
         counters,
     } = call;
+    let versions = if tags.is_empty() {
+        Some(Vec::new())
+    } else {
+        // Boxed: the tag round trips' future is large, and untagged loads would carry its room.
+        match Box::pin(tagged::stamps(call)).await {
+            Ok(versions) => Some(versions),
+            Err(error) => {
+                bump(&counters.errors);
+                tracing::warn!(function = site.name, key, %error, "tag versions not read; the result is not cached");
+                None
+            }
+        }
+    };
     let started = Instant::now();
     let result = body.await;
-    let encoded = match (ops.encode)(cache.codec(), &result, started.elapsed(), cache.ttls(site)) {
+    let Some(versions) = versions else {
+        return (result, None);
+    };
+    let stamps = tagged::pair(tags, &versions);
+    let encoded = match (ops.encode)(
+        cache.codec(),
+        &result,
+        started.elapsed(),
+        cache.ttls(site),
+        &stamps,
+    ) {
         Some(Encoded {
             bytes: Ok(bytes),
             ttl,
@@ -371,6 +410,7 @@ async fn load_locked<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R 
         key,
         ops,
         counters,
+        ..
     } = call;
     let mut waited = false;
     loop {
@@ -425,6 +465,7 @@ async fn lead<R, F: Future<Output = R>>(
         key,
         ops,
         counters,
+        ..
     } = call;
     // Take the distributed lease, or wait for whoever holds it.
     let deadline = tokio::time::Instant::now() + cache.lock_ttl();
@@ -464,6 +505,14 @@ async fn lead<R, F: Future<Output = R>>(
         let check = deadline.min(tokio::time::Instant::now() + LEASE_CHECK);
         match wait_for_fill(cache, key, check, counters, &registration.waiting, notified).await {
             Some(raw) => {
+                // Another process's load may have begun before a tag invalidation.
+                if !call.tags.is_empty() || codec::is_tagged(&raw) {
+                    match tagged::valid(cache, &raw, call.tags, None).await {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(_) => break None,
+                    }
+                }
                 if let Some(value) = decode_shared(cache, &raw, ops, counters) {
                     finish(leader, ops, raw, &value);
                     return value;

@@ -10,5 +10,6 @@ pub(crate) mod freshness;
 pub(crate) mod invalidate;
 pub(crate) mod load;
 pub(crate) mod shape;
+pub(crate) mod tagged;
 pub(crate) mod target;
 pub(crate) mod value;

@@ -13,6 +13,7 @@ use crate::{
     wire::{
         codec::{CodecKind, Decoded, Meta},
         nullish,
+        tags::Stamp,
     },
 };
 
@@ -183,6 +184,7 @@ fn encode<R, S: Shape<R>>(
     result: &R,
     load: Duration,
     ttls: Ttls,
+    stamps: &[Stamp<'_>],
 ) -> Option<Encoded> {
     let value = S::store(result)?;
     // A value is kept past its logical expiry for `stale` / `fail_safe`; a "not found" is not.
@@ -196,7 +198,7 @@ fn encode<R, S: Shape<R>>(
         expires_at_ms: unix_ms().saturating_add(logical.as_millis() as u64),
     };
     Some(Encoded {
-        bytes: codec.encode_entry(value, meta),
+        bytes: codec.encode_tagged_entry(value, meta, stamps),
         ttl: physical,
     })
 }

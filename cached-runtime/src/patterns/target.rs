@@ -89,3 +89,10 @@ pub fn keys(cache: CacheRef<'_>, templates: &[Template<'_>]) -> Vec<String> {
         None => Vec::new(),
     }
 }
+
+/// Renders an annotation's tags (full names, as keys are rendered), or nothing when there is
+/// no cache.
+#[doc(hidden)]
+pub fn tags(cache: CacheRef<'_>, templates: &[Template<'_>]) -> Vec<String> {
+    keys(cache, templates)
+}

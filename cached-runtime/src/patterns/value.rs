@@ -7,7 +7,10 @@ use std::{sync::Arc, time::Duration};
 use crate::{
     cache::Ttls,
     error::Error,
-    wire::codec::{CodecKind, Meta},
+    wire::{
+        codec::{CodecKind, Meta},
+        tags::Stamp,
+    },
 };
 
 /// How waiters of a flight take the leader's decoded value: a clone of it, type-erased.
@@ -37,7 +40,8 @@ impl<R> std::fmt::Debug for Share<R> {
 #[doc(hidden)]
 pub struct Ops<R> {
     pub(crate) decode: DecodeFn<R>,
-    pub(crate) encode: fn(CodecKind, &R, Duration, Ttls) -> Option<Encoded>,
+    /// Codec, result, how long its load took, TTLs, the tags it carries.
+    pub(crate) encode: fn(CodecKind, &R, Duration, Ttls, &[Stamp<'_>]) -> Option<Encoded>,
     /// Whether a result is a failure (an `Err`), for `fail_safe`.
     pub(crate) failed: fn(&R) -> bool,
     pub(crate) share: Option<Share<R>>,

@@ -10,7 +10,10 @@ use std::{
 use redis::{FromRedisValue, aio::ConnectionLike};
 
 use super::{Lease, Raw, lock_key};
-use crate::{error::Error, wire::event::Kind};
+use crate::{
+    error::Error,
+    wire::{event::Kind, tags},
+};
 
 /// Takes the lease (KEYS[1]) with our token ARGV[1] for ARGV[2] ms if nobody holds it: 1.
 /// Our leases are strings of 16 hex digits that always expire; anything else under the lease
@@ -79,6 +82,58 @@ static INVALIDATE: LazyLock<Script> = LazyLock::new(|| {
 local n = redis.call('DEL', unpack(KEYS))
 for i = 1, #KEYS, 2 do
   redis.call('PUBLISH', ARGV[1], ARGV[2] .. KEYS[i])
+end
+return n",
+    )
+});
+
+/// Stamps a load with its tags' versions (KEYS: tag keys of one slot): each tag's current
+/// version, or, for a tag without one (or with foreign data under its key), the fresh version
+/// ARGV[i + 1], stored. Each tag key then lives at least ARGV[1] ms (the entry's TTL): as long
+/// as the longest-lived entry that carries it, and no longer. Returns the versions.
+static STAMP_TAGS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local out = {}
+for i, k in ipairs(KEYS) do
+  local v = nil
+  if redis.call('TYPE', k)['ok'] == 'string' then
+    v = redis.call('GET', k)
+    if #v ~= 16 or string.find(v, '[^0-9a-f]') ~= nil then
+      v = nil
+    end
+  end
+  if v then
+    if redis.call('PTTL', k) < tonumber(ARGV[1]) then
+      redis.call('PEXPIRE', k, ARGV[1])
+    end
+  else
+    v = ARGV[i + 1]
+    redis.call('DEL', k)
+    redis.call('SET', k, v, 'PX', ARGV[1])
+  end
+  out[i] = v
+end
+return out",
+    )
+});
+
+/// Invalidates tags (KEYS: tag keys of one slot): each that has a version gets the fresh one
+/// ARGV[i + 2], keeping its TTL (a key without a TTL is not ours: deleted); publishes ARGV[2]
+/// then the tag on ARGV[1] for each. Returns how many had a version.
+static INVALIDATE_TAGS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = 0
+for i, k in ipairs(KEYS) do
+  local ttl = redis.call('PTTL', k)
+  if ttl > 0 then
+    redis.call('SET', k, ARGV[i + 2], 'KEEPTTL')
+    n = n + 1
+  elseif ttl == -1 then
+    redis.call('DEL', k)
+  end
+  redis.call('PUBLISH', ARGV[1], ARGV[2] .. string.sub(k, 2, -6))
 end
 return n",
     )
@@ -238,6 +293,78 @@ pub(crate) async fn invalidate<C: ConnectionLike>(
                 cmd.arg(key).arg(lock_key(key));
             }
             cmd.arg(channel).arg(Kind::Invalidated.prefix());
+        })
+        .await
+}
+
+/// The entry `key` (if given) and the versions of the tags whose keys are `tag_keys`, in one
+/// `MGET` (all of one hash slot). A tag key that holds no version, or foreign data, reads as
+/// `None`.
+pub(crate) async fn read_with_tags<C: ConnectionLike>(
+    mut conn: C,
+    key: Option<&str>,
+    tag_keys: &[String],
+) -> Result<(Option<Raw>, Vec<Option<u64>>), Error> {
+    let mut cmd = redis::cmd("MGET");
+    if let Some(key) = key {
+        cmd.arg(key);
+    }
+    cmd.arg(tag_keys);
+    let mut values: Vec<Option<Vec<u8>>> = cmd.query_async(&mut conn).await?;
+    let entry = match key {
+        Some(_) if !values.is_empty() => values.remove(0).map(Raw::Owned),
+        _ => None,
+    };
+    let versions = values
+        .iter()
+        .map(|v| v.as_deref().and_then(tags::parse_version))
+        .collect();
+    Ok((entry, versions))
+}
+
+/// The versions of tags (keys of one hash slot) for a load that begins now, created where
+/// missing (with the versions in `fresh`); each tag key lives at least `ttl`.
+pub(crate) async fn stamp_tags<C: ConnectionLike>(
+    mut conn: C,
+    tag_keys: &[String],
+    fresh: &[u64],
+    ttl: Duration,
+) -> Result<Vec<u64>, Error> {
+    let versions: Vec<Vec<u8>> = STAMP_TAGS
+        .run(&mut conn, |cmd| {
+            cmd.arg(tag_keys.len()).arg(tag_keys).arg(px(ttl));
+            for version in fresh {
+                cmd.arg(tags::version_text(*version));
+            }
+        })
+        .await?;
+    versions
+        .iter()
+        .map(|v| {
+            tags::parse_version(v).ok_or_else(|| {
+                Error::new(
+                    crate::error::ErrorKind::Redis,
+                    "a tag version that is not 16 hex digits came back from the tag script",
+                )
+            })
+        })
+        .collect()
+}
+
+/// Gives tags (keys of one hash slot) the versions in `fresh` and announces it.
+pub(crate) async fn invalidate_tags<C: ConnectionLike>(
+    mut conn: C,
+    tag_keys: &[String],
+    fresh: &[u64],
+    channel: &str,
+) -> Result<u64, Error> {
+    INVALIDATE_TAGS
+        .run(&mut conn, |cmd| {
+            cmd.arg(tag_keys.len()).arg(tag_keys);
+            cmd.arg(channel).arg(Kind::TagInvalidated.prefix());
+            for version in fresh {
+                cmd.arg(tags::version_text(*version));
+            }
         })
         .await
 }

@@ -15,6 +15,8 @@ pub(crate) struct Memory {
     map: moka::sync::Cache<String, MemEntry>,
     /// Leases: entry key -> (token, deadline).
     leases: std::sync::Mutex<HashMap<String, (String, Instant)>>,
+    /// Tag versions: tag key -> (version, deadline).
+    tags: std::sync::Mutex<HashMap<String, (u64, Instant)>>,
 }
 
 #[derive(Clone, Debug)]
@@ -59,7 +61,12 @@ impl Memory {
                 .expire_after(MemExpiry)
                 .build(),
             leases: Default::default(),
+            tags: Default::default(),
         }
+    }
+
+    fn tags(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Instant)>> {
+        self.tags.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
@@ -133,6 +140,67 @@ impl Memory {
         if leases.get(key).is_some_and(|(t, _)| t == token) {
             leases.remove(key);
         }
+    }
+
+    /// The entry `key` (if given) and the current versions of the tags `tag_keys`.
+    pub(crate) fn read_with_tags(
+        &self,
+        key: Option<&str>,
+        tag_keys: &[String],
+    ) -> (Option<Raw>, Vec<Option<u64>>) {
+        let entry = key.and_then(|key| self.get(key));
+        let tags = self.tags();
+        let now = Instant::now();
+        let versions = tag_keys
+            .iter()
+            .map(|k| match tags.get(k) {
+                Some((version, deadline)) if *deadline > now => Some(*version),
+                _ => None,
+            })
+            .collect();
+        (entry, versions)
+    }
+
+    /// As the Redis script: each tag's version (`fresh` where it has none), alive at least
+    /// `ttl` from now.
+    pub(crate) fn stamp_tags(&self, tag_keys: &[String], fresh: &[u64], ttl: Duration) -> Vec<u64> {
+        let mut tags = self.tags();
+        let now = Instant::now();
+        // Expired tags are dropped whenever the map reaches 2048, 4096, ... of them (as leases).
+        if tags.len() >= 2048 && tags.len().is_power_of_two() {
+            tags.retain(|_, (_, deadline)| *deadline > now);
+        }
+        tag_keys
+            .iter()
+            .zip(fresh)
+            .map(|(k, fresh)| {
+                let until = now + ttl;
+                let slot = tags.entry(k.clone()).or_insert((*fresh, until));
+                if slot.1 <= now {
+                    *slot = (*fresh, until);
+                } else if slot.1 < until {
+                    slot.1 = until;
+                }
+                slot.0
+            })
+            .collect()
+    }
+
+    /// Gives each tag that has a version the fresh one from `fresh`.
+    pub(crate) fn invalidate_tags(&self, tag_keys: &[String], fresh: &[u64]) -> u64 {
+        let mut tags = self.tags();
+        let now = Instant::now();
+        tag_keys
+            .iter()
+            .zip(fresh)
+            .map(|(k, fresh)| match tags.get_mut(k) {
+                Some(slot) if slot.1 > now => {
+                    slot.0 = *fresh;
+                    1
+                }
+                _ => 0,
+            })
+            .sum()
     }
 
     /// Deletes entries with their leases.

@@ -284,6 +284,27 @@ impl Store {
         }
     }
 
+    /// The positions of `keys` in groups of one hash slot each (in the order of their first
+    /// key): on a single server or in memory, one group of all.
+    pub(crate) fn slot_groups(&self, keys: &[&str]) -> Vec<Vec<usize>> {
+        match self {
+            #[cfg(feature = "cluster")]
+            Store::Cluster(_) => {
+                let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
+                for (i, key) in keys.iter().enumerate() {
+                    let slot = crate::wire::slot::of(key.as_bytes());
+                    match groups.iter_mut().find(|(s, _)| *s == slot) {
+                        Some((_, group)) => group.push(i),
+                        None => groups.push((slot, vec![i])),
+                    }
+                }
+                groups.into_iter().map(|(_, group)| group).collect()
+            }
+            _ if keys.is_empty() => Vec::new(),
+            _ => vec![(0..keys.len()).collect()],
+        }
+    }
+
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Raw>, Error> {
         dispatch!(self, conn => commands::get(conn, key).await, mem => Ok(mem.get(key)))
     }
@@ -358,6 +379,46 @@ impl Store {
     pub(crate) async fn invalidate(&self, keys: &[String], channel: &str) -> Result<u64, Error> {
         dispatch!(self, conn => commands::invalidate(conn, keys, channel).await, mem => {
             Ok(mem.invalidate(keys))
+        })
+    }
+}
+
+impl Store {
+    /// The entry `key` (if given) and the versions of the tags whose keys are `tag_keys`, all
+    /// of one hash slot, in one round trip.
+    pub(crate) async fn read_with_tags(
+        &self,
+        key: Option<&str>,
+        tag_keys: &[String],
+    ) -> Result<(Option<Raw>, Vec<Option<u64>>), Error> {
+        dispatch!(self, conn => commands::read_with_tags(conn, key, tag_keys).await, mem => {
+            Ok(mem.read_with_tags(key, tag_keys))
+        })
+    }
+
+    /// The versions of tags (keys of one hash slot) for a load that begins now: created with
+    /// the versions in `fresh` where missing, each tag key alive at least `ttl`.
+    pub(crate) async fn stamp_tags(
+        &self,
+        tag_keys: &[String],
+        fresh: &[u64],
+        ttl: Duration,
+    ) -> Result<Vec<u64>, Error> {
+        dispatch!(self, conn => commands::stamp_tags(conn, tag_keys, fresh, ttl).await, mem => {
+            Ok(mem.stamp_tags(tag_keys, fresh, ttl))
+        })
+    }
+
+    /// Gives tags (keys of one hash slot) the versions in `fresh`, voiding every entry that
+    /// carries them, and announces it. How many tags had a version.
+    pub(crate) async fn invalidate_tags(
+        &self,
+        tag_keys: &[String],
+        fresh: &[u64],
+        channel: &str,
+    ) -> Result<u64, Error> {
+        dispatch!(self, conn => commands::invalidate_tags(conn, tag_keys, fresh, channel).await, mem => {
+            Ok(mem.invalidate_tags(tag_keys, fresh))
         })
     }
 }

@@ -7,9 +7,12 @@
 //! | 0 | magic `0xCA` |
 //! | 1 | format version (`1`) |
 //! | 2 | codec id ([`Codec::ID`]) |
-//! | 3 | flags: bit 0 = null marker (a cached `None`) |
+//! | 3 | flags: bit 0 = null marker (a cached `None`); bit 1 = a tag section follows |
 //! | 4..8 | duration of the load that produced the value, in ms (little endian) |
 //! | 8..16 | logical expiry, Unix time in ms (little endian) |
+//!
+//! With bit 1 set, the tags the entry carries and their versions follow the header (see
+//! `tags.rs`), then the payload.
 //!
 //! A value whose magic, version or codec id does not match, or whose payload does not decode,
 //! is treated as a miss and overwritten by the next load: changing a struct or the codec never
@@ -17,12 +20,14 @@
 
 use serde::{Serialize, de::DeserializeOwned};
 
+use super::tags::{self, Stamp, Stamps};
 use crate::error::{Error, ErrorKind};
 
 const MAGIC: u8 = 0xCA;
 const VERSION: u8 = 1;
 pub(crate) const HEADER_LEN: usize = 16;
 const FLAG_NULL: u8 = 1;
+const FLAG_TAGS: u8 = 2;
 
 /// Default largest value (encoded, header included) a cache stores or reads: see
 /// [`CacheBuilder::max_value_size`](crate::CacheBuilder::max_value_size).
@@ -171,6 +176,27 @@ pub(crate) fn is_fresh(bytes: &[u8], now_ms: u64) -> bool {
     }
 }
 
+/// The tags an entry carries, with their versions when it was loaded (none for an untagged
+/// entry). An unreadable header or tag section is an error: the entry is treated as a miss.
+pub(crate) fn stamps(bytes: &[u8]) -> Result<Stamps<'_>, Error> {
+    match bytes.split_first_chunk::<HEADER_LEN>() {
+        Some((header, rest)) if header[0] == MAGIC && header[1] == VERSION => {
+            if header[3] & FLAG_TAGS == 0 {
+                Ok(Stamps::default())
+            } else {
+                Ok(tags::read_section(rest)?.0)
+            }
+        }
+        _ => Err(Error::new(ErrorKind::Codec, "unknown value format")),
+    }
+}
+
+/// Whether an entry carries tags (a flag in its header; `false` for what is not an entry).
+#[inline]
+pub(crate) fn is_tagged(bytes: &[u8]) -> bool {
+    bytes.len() >= HEADER_LEN && bytes[3] & FLAG_TAGS != 0
+}
+
 /// Metadata kept in a value's header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Meta {
@@ -201,15 +227,26 @@ impl CodecKind {
         value: Option<&T>,
         meta: Meta,
     ) -> Result<Vec<u8>, Error> {
+        self.encode_tagged_entry(value, meta, &[])
+    }
+
+    /// [`encode_entry`](Self::encode_entry) for an entry that carries `stamps`: its tags, at
+    /// the versions they had when its load began.
+    pub(crate) fn encode_tagged_entry<T: Serialize + ?Sized>(
+        self,
+        value: Option<&T>,
+        meta: Meta,
+        stamps: &[Stamp<'_>],
+    ) -> Result<Vec<u8>, Error> {
         let mut out = Vec::with_capacity(HEADER_LEN + 64);
-        out.extend_from_slice(&[
-            MAGIC,
-            VERSION,
-            self.id(),
-            if value.is_none() { FLAG_NULL } else { 0 },
-        ]);
+        let mut flags = if value.is_none() { FLAG_NULL } else { 0 };
+        if !stamps.is_empty() {
+            flags |= FLAG_TAGS;
+        }
+        out.extend_from_slice(&[MAGIC, VERSION, self.id(), flags]);
         out.extend_from_slice(&meta.load_ms.to_le_bytes());
         out.extend_from_slice(&meta.expires_at_ms.to_le_bytes());
+        tags::write_section(&mut out, stamps)?;
         if let Some(value) = value {
             match self {
                 CodecKind::Bincode => Bincode.encode(value, &mut out)?,
@@ -269,6 +306,11 @@ impl CodecKind {
         if header[3] & FLAG_NULL != 0 {
             return Ok(Decoded::Null(meta));
         }
+        let payload = if header[3] & FLAG_TAGS != 0 {
+            tags::read_section(payload)?.1
+        } else {
+            payload
+        };
         let value = match self {
             CodecKind::Bincode => Bincode.decode_within(payload, decode_budget(max_value_size))?,
             CodecKind::Json => Json.decode(payload)?,

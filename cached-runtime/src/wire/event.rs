@@ -1,5 +1,5 @@
 //! The messages of a cache's event channel (`<namespace>:__events`), which tell every instance
-//! on the same Redis that a key was filled, released or invalidated.
+//! on the same Redis that a key was filled, released or invalidated, or that a tag was.
 //!
 //! A message is `<version><kind>:<key>`, and a fill event of a small value carries it after a
 //! NUL: `<version>f:<key>\0<value>`. The version byte is [`VERSION`]; a message without one
@@ -20,6 +20,9 @@ pub(crate) enum Kind {
     Released,
     /// The entry and its lease were deleted.
     Invalidated,
+    /// A tag was given a new version: every entry that carries it is void (the "key" of the
+    /// message is the tag, `app:category:5`).
+    TagInvalidated,
 }
 
 impl Kind {
@@ -29,6 +32,7 @@ impl Kind {
             Kind::Filled => "\x01f:",
             Kind::Released => "\x01r:",
             Kind::Invalidated => "\x01i:",
+            Kind::TagInvalidated => "\x01t:",
         }
     }
 
@@ -37,6 +41,7 @@ impl Kind {
             b'f' => Some(Kind::Filled),
             b'r' => Some(Kind::Released),
             b'i' => Some(Kind::Invalidated),
+            b't' => Some(Kind::TagInvalidated),
             _ => None,
         }
     }
@@ -101,6 +106,7 @@ mod tests {
             (Kind::Filled, "app:user:42", Some(&b""[..])),
             (Kind::Released, "app:k", None),
             (Kind::Invalidated, "", None),
+            (Kind::TagInvalidated, "app:category:5", None),
         ] {
             let bytes = encode(kind, key, value);
             assert_eq!(bytes[0], VERSION);

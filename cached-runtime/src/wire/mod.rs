@@ -1,6 +1,6 @@
 //! What is written to Redis: keys (`key.rs`), stored values with their header (`codec.rs`,
 //! with `bounded.rs` bounding what a decode may allocate, `nullish.rs` recognising a `None`),
-//! and the messages of the event channel (`event.rs`).
+//! the messages of the event channel (`event.rs`), and tags (`tags.rs`).
 
 pub(crate) mod bounded;
 pub(crate) mod codec;
@@ -9,3 +9,4 @@ pub(crate) mod key;
 pub(crate) mod nullish;
 #[cfg(feature = "cluster")]
 pub(crate) mod slot;
+pub(crate) mod tags;

@@ -221,6 +221,7 @@ async fn the_futures_every_caller_holds_stay_small() {
         cache: &cache,
         site: &SIZES,
         key: "k",
+        tags: &[],
         ops: &plain,
         counters: cache.counters(&SIZES),
     };
