@@ -22,6 +22,7 @@ mod redis_util;
 mod report;
 mod scenarios;
 mod stats;
+mod tags;
 mod value;
 
 use std::{
@@ -34,12 +35,13 @@ use contenders::{CachedFn, MAIN_URL, PROXY_URL};
 use report::Report;
 use scenarios::Env;
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "hit-latency",
     "throughput",
     "miss",
     "stampede",
     "paused",
+    "tags",
     "cluster-hit-latency",
     "cluster-stampede",
     "cluster-events",
@@ -329,6 +331,9 @@ async fn run(
     }
     if cfg.runs("paused") {
         scenarios::paused(&env, &cfg, &mut report).await;
+    }
+    if cfg.runs("tags") {
+        tags::tags(&env, &cfg, &mut report).await;
     }
     if cfg.runs_cluster() {
         run_cluster(&cfg, &mut report, &redis_version).await;
