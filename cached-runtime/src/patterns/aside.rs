@@ -47,8 +47,15 @@ where
     };
     // An expired value still in Redis thanks to `fail_safe`: the answer if the body fails.
     let mut fallback = None;
-    // With stampede protection, concurrent reads of the key share one round trip.
-    let read = if site.lock {
+    // With stampede protection, concurrent reads of the key share one round trip. A sliding
+    // site's read also resets the entry's TTL, in the same round trip.
+    let read = if site.sliding {
+        if site.lock {
+            cache.get_ex_coalesced(&key, cache.sliding_ttl(site)).await
+        } else {
+            cache.get_ex_raw(&key, cache.sliding_ttl(site)).await
+        }
+    } else if site.lock {
         cache.get_coalesced(&key).await
     } else {
         cache.get_raw(&key).await
@@ -90,6 +97,7 @@ where
                         return Box::pin(refresh(call, value, true, body)).await;
                     }
                     Freshness::Expired => fallback = Some(value),
+                    Freshness::Gone => {}
                 }
             }
             Err(error) => {
