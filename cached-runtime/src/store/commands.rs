@@ -144,7 +144,10 @@ pub(crate) fn get_ex<C: ConnectionLike>(
     let mut cmd = redis::cmd("GETEX");
     cmd.arg(key).arg("PX").arg(px(ttl));
     async move {
-        let v: Option<Vec<u8>> = cmd.query_async(&mut conn).await?;
+        // Taken as a `Value` and converted here: a `query_async` of its own, so that `get`'s
+        // (the plain hit's) stays inlined where it is.
+        let reply: redis::Value = cmd.query_async(&mut conn).await?;
+        let v = Option::<Vec<u8>>::from_redis_value(reply).map_err(redis::RedisError::from)?;
         Ok(v.map(Raw::Owned))
     }
 }
