@@ -558,7 +558,7 @@ fn contradicts_sliding(option: &str) -> String {
             "`fail_safe` keeps a value in Redis past its TTL, and a sliding entry lives exactly `ttl` past its last hit"
         }
         _ => {
-            "`timeout` needs a value kept past its TTL to stand in for a slow load (`fail_safe` or `early_refresh`), which a sliding entry cannot have"
+            "`timeout` needs a cached value to stand in for a slow load (one kept past its TTL by `fail_safe`, or one being refreshed early by `early_refresh`), and a sliding entry can have neither"
         }
     };
     format!(
