@@ -4,7 +4,8 @@
 //!   connection (`GET` + bincode decode on a hit, `SET EX` on a miss), optionally with the
 //!   guides' lock (`SET lock NX PX` + sleep-and-retry) and a tokio timeout on each command;
 //!   the same code on a redis-rs `ClusterConnection` for the cluster scenarios;
-//! - [`Ours`]: `#[cache_aside]` on a [`Cache`] (Redis or memory backend), default options;
+//! - [`Ours`]: `#[cache_aside]` on a [`Cache`] (Redis or memory backend), default options
+//!   (and, for the sliding scenario, `sliding = true`);
 //! - the `cached` crate's `#[concurrent_cached]` on its `AsyncRedisCache` store;
 //! - [`Client::Direct`]: the body alone, no cache.
 //! - [`Client::Floor`]: the stampede's floor, an ideal in-process single flight.
@@ -264,6 +265,12 @@ impl Ours {
         slow_body(size, id).await
     }
 
+    /// [`get`](Self::get) with sliding expiration: a hit is `GETEX key PX 600000`.
+    #[cache_aside(key = "<space>:<size>:<id>", ttl = 600, sliding = true, cache = self.cache)]
+    pub(crate) async fn get_sliding(&self, space: &'static str, size: u32, id: u64) -> Value {
+        fast_body(size, id).await
+    }
+
     #[cache_aside(key = "gated:<size>:<id>", ttl = 600, cache = self.cache)]
     pub(crate) async fn get_gated(&self, size: u32, id: u64) -> Value {
         gated_body(size, id).await
@@ -340,6 +347,8 @@ pub(crate) enum Client {
     /// The hand-written contender on a Redis Cluster.
     HandCluster(Hand<ClusterConnection>),
     Ours(Ours),
+    /// Ours with `sliding = true` (the sliding scenario).
+    OursSliding(Ours),
     Cached(CachedFn),
     /// The body alone.
     Direct,
@@ -392,6 +401,7 @@ impl Client {
             Client::Hand(h) => Ok(h.get(space, size, id, || fast_body(size, id)).await),
             Client::HandCluster(h) => Ok(h.get(space, size, id, || fast_body(size, id)).await),
             Client::Ours(o) => Ok(o.get(space, size, id).await),
+            Client::OursSliding(o) => Ok(o.get_sliding(space, size, id).await),
             Client::Cached(CachedFn::Main) => cached_main(space, size, id).await,
             Client::Cached(CachedFn::Proxy) => cached_proxy(space, size, id).await,
             Client::Cached(CachedFn::Fault) => cached_fault(space, size, id).await,
@@ -411,6 +421,7 @@ impl Client {
             Client::Hand(h) => Ok(h.get(space, size, id, || slow_body(size, id)).await),
             Client::HandCluster(h) => Ok(h.get(space, size, id, || slow_body(size, id)).await),
             Client::Ours(o) => Ok(o.get_slow(space, size, id).await),
+            Client::OursSliding(_) => unreachable!("the sliding contender serves get"),
             Client::Cached(CachedFn::Slow(i)) => match i % 4 {
                 0 => cached_slow_0(space, size, id).await,
                 1 => cached_slow_1(space, size, id).await,
@@ -428,14 +439,14 @@ impl Client {
         match self {
             Client::Hand(h) => Some(h.hits.load(Relaxed)),
             Client::HandCluster(h) => Some(h.hits.load(Relaxed)),
-            Client::Ours(o) => Some(o.cache.stats().total.hits),
+            Client::Ours(o) | Client::OursSliding(o) => Some(o.cache.stats().total.hits),
             _ => None,
         }
     }
 
     pub(crate) fn cache(&self) -> Option<&Cache> {
         match self {
-            Client::Ours(o) => Some(&o.cache),
+            Client::Ours(o) | Client::OursSliding(o) => Some(&o.cache),
             _ => None,
         }
     }

@@ -21,6 +21,7 @@ mod proxy;
 mod redis_util;
 mod report;
 mod scenarios;
+mod sliding;
 mod stats;
 mod tags;
 mod value;
@@ -35,8 +36,9 @@ use contenders::{CachedFn, MAIN_URL, PROXY_URL};
 use report::Report;
 use scenarios::Env;
 
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "hit-latency",
+    "sliding",
     "throughput",
     "miss",
     "stampede",
@@ -319,6 +321,9 @@ async fn run(
     };
     if cfg.runs("hit-latency") {
         scenarios::hit_latency(&env, &cfg, &mut report).await;
+    }
+    if cfg.runs("sliding") {
+        sliding::sliding(&env, &cfg, &mut report).await;
     }
     if cfg.runs("throughput") {
         scenarios::throughput(&env, &cfg, &mut report).await;

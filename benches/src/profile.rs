@@ -7,8 +7,9 @@
 //!     target/release/benches --profile ours-hit --calls 12000
 //! ```
 //!
-//! `WHAT`, on a current-thread runtime: `hand-hit`, `ours-hit`, `cached-hit`, `memory-hit` (a
-//! cached 1 KiB value), `hand-miss`, `ours-miss`, `cached-miss` (cold keys, trivial body),
+//! `WHAT`, on a current-thread runtime: `hand-hit`, `ours-hit`, `ours-sliding-hit` (ours with
+//! `sliding = true`: a hit is `GETEX`), `cached-hit`, `memory-hit` (a cached 1 KiB value),
+//! `hand-miss`, `ours-miss`, `cached-miss` (cold keys, trivial body),
 //! `ours-open` (ours with the circuit breaker open: a Redis that refuses connections), `direct`
 //! (the body alone), `hand-cluster-hit`, `hand-cluster-rt-hit` (its redis-rs client set up as
 //! the runtime's), `ours-cluster-hit` and their `-miss` variants (on a Redis Cluster the mode
@@ -78,7 +79,10 @@ pub(crate) fn main(what: &str, calls: usize) -> ExitCode {
         Some(who) => (format!("{who}-hit"), true),
         None => (what.to_owned(), false),
     };
-    let uses_redis = matches!(who.as_str(), "hand-hit" | "ours-hit" | "cached-hit");
+    let uses_redis = matches!(
+        who.as_str(),
+        "hand-hit" | "ours-hit" | "ours-sliding-hit" | "cached-hit"
+    );
     let on_cluster = who.contains("-cluster");
     // The cluster modes: a cluster of the bench's own, or the nodes in REDIS_CLUSTER_URLS.
     let (cluster, cluster_urls) = match std::env::var("REDIS_CLUSTER_URLS") {
@@ -126,6 +130,9 @@ pub(crate) fn main(what: &str, calls: usize) -> ExitCode {
             "ours-hit" => Client::Ours(Ours {
                 cache: redis_cache(&url, "ours", None).await,
             }),
+            "ours-sliding-hit" => Client::OursSliding(Ours {
+                cache: redis_cache(&url, "ours-slide", None).await,
+            }),
             "cached-hit" => Client::Cached(CachedFn::Main),
             "memory-hit" => Client::Ours(Ours {
                 cache: memory_cache().await,
@@ -157,7 +164,7 @@ pub(crate) fn main(what: &str, calls: usize) -> ExitCode {
             }),
             other => {
                 eprintln!(
-                    "unknown --profile `{other}`: hand-hit, ours-hit, cached-hit, memory-hit, hand-miss, ours-miss, cached-miss, ours-open, direct, hand-cluster-hit, hand-cluster-rt-hit, ours-cluster-hit, hand-cluster-miss, ours-cluster-miss, first-polls, wake-floor, wake-memory, clone, decode, decode-limit, ours-stampede, memory-stampede, floor-stampede"
+                    "unknown --profile `{other}`: hand-hit, ours-hit, ours-sliding-hit, cached-hit, memory-hit, hand-miss, ours-miss, cached-miss, ours-open, direct, hand-cluster-hit, hand-cluster-rt-hit, ours-cluster-hit, hand-cluster-miss, ours-cluster-miss, first-polls, wake-floor, wake-memory, clone, decode, decode-limit, ours-stampede, memory-stampede, floor-stampede"
                 );
                 return ExitCode::from(2);
             }

@@ -45,6 +45,8 @@ pub(crate) enum Who {
     HandCluster,
     HandClusterLikeOurs,
     OursCluster,
+    /// The sliding scenario's `sliding = true`.
+    OursSliding,
 }
 
 impl Env {
@@ -90,6 +92,9 @@ impl Who {
                 "hand-written on the cluster, its redis-rs client set up as the runtime's"
             }
             Who::OursCluster => "ours, `#[cache_aside]` on `redis_cluster`",
+            Who::OursSliding => {
+                "ours, `#[cache_aside(sliding = true)]` on Redis (a hit is `GETEX`)"
+            }
         }
     }
 }
@@ -209,14 +214,14 @@ pub(crate) fn ratio<T>(runs: &Runs<T>, who: Who, base: Who, f: impl Fn(&T) -> f6
 // Round trips.
 
 /// Commands (`INFO commandstats`) and round trips (proxy) of `calls` sequential calls.
-struct Counted {
-    cmds: CommandDelta,
-    round_trips: u64,
-    calls: usize,
+pub(crate) struct Counted {
+    pub(crate) cmds: CommandDelta,
+    pub(crate) round_trips: u64,
+    pub(crate) calls: usize,
 }
 
 impl Counted {
-    fn commands(&self) -> String {
+    pub(crate) fn commands(&self) -> String {
         format!(
             "{:.2} ({})",
             self.cmds.total as f64 / self.calls as f64,
@@ -224,12 +229,12 @@ impl Counted {
         )
     }
 
-    fn trips(&self) -> f64 {
+    pub(crate) fn trips(&self) -> f64 {
         self.round_trips as f64 / self.calls as f64
     }
 }
 
-async fn count_pass(
+pub(crate) async fn count_pass(
     env: &Env,
     client: &Client,
     space: &'static str,

@@ -37,6 +37,7 @@ impl Kind {
                 "early_refresh",
                 "fail_safe",
                 "timeout",
+                "sliding",
                 "tags",
                 "cache",
                 "crate",
@@ -66,6 +67,7 @@ fn form(option: &str) -> Option<&'static str> {
         "early_refresh" => "`early_refresh = <beta>`, e.g. `early_refresh = 1.0`",
         "fail_safe" => "`fail_safe = <seconds>`, e.g. `fail_safe = 3600`",
         "timeout" => "`timeout = <milliseconds>`, e.g. `timeout = 250`",
+        "sliding" => "`sliding = true` (every hit resets the entry's TTL)",
         "cache" => "`cache = <expression>`, e.g. `cache = self.cache`",
         "crate" => "`crate = \"cached_runtime\"`",
         _ => return None,
@@ -310,6 +312,11 @@ impl<T> Once<T> {
     fn get(self) -> Option<T> {
         self.value.map(|(_, v)| v)
     }
+
+    /// Where the option's name was written, if it was.
+    fn name_span(&self) -> Option<Span> {
+        self.value.as_ref().map(|(name, _)| name.span())
+    }
 }
 
 /// A duration option in its unit (seconds, or milliseconds for `timeout`), with the span of
@@ -337,6 +344,8 @@ pub(crate) struct Args {
     pub(crate) early_refresh: Option<syn::LitFloat>,
     /// Milliseconds.
     pub(crate) timeout: Option<Amount>,
+    /// `sliding = true`: every hit resets the entry's TTL.
+    pub(crate) sliding: bool,
 }
 
 /// Parses `args`; every problem goes into `errors` and the rest is still returned.
@@ -353,6 +362,7 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
     let mut early_refresh = Once::new();
     let mut timeout = Once::new();
     let mut tags = Once::new();
+    let mut sliding = Once::new();
 
     let list = match syn::parse2::<ArgList>(args) {
         Ok(ArgList(list)) => list,
@@ -457,6 +467,15 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
                     "`lock` takes `true` (the default: one load per key at a time) or `false`",
                 ),
             },
+            "sliding" => match &value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Bool(b), ..
+                }) => sliding.set(&name, b.value, errors),
+                other => errors.push_spanned(
+                    other,
+                    "`sliding` takes `true` (every hit resets the entry's TTL to `ttl`: sliding expiration) or `false` (the default: an entry expires `ttl` after it was stored)",
+                ),
+            },
             "crate" => {
                 if let Some(lit) = string(&value, "crate", "crate = \"cached_runtime\"", errors) {
                     match lit.parse::<Path>() {
@@ -513,8 +532,22 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
             _ => {}
         }
     }
+    // An option that contradicts `sliding` is reported at its name.
+    let fixed_expiry = [
+        ("stale", stale.name_span()),
+        ("early_refresh", early_refresh.name_span()),
+        ("fail_safe", fail_safe.name_span()),
+        ("timeout", timeout.name_span()),
+    ];
     let (timeout, fail_safe, early_refresh) = (timeout.get(), fail_safe.get(), early_refresh.get());
-    if let Some(t) = timeout
+    let sliding = sliding.get().unwrap_or(false);
+    if sliding {
+        for (option, span) in fixed_expiry {
+            if let Some(span) = span {
+                errors.push(span, contradicts_sliding(option));
+            }
+        }
+    } else if let Some(t) = timeout
         && fail_safe.is_none()
         && early_refresh.is_none()
     {
@@ -535,7 +568,30 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
         fail_safe,
         early_refresh,
         timeout,
+        sliding,
     }
+}
+
+/// Why `option` cannot be combined with `sliding = true`: each assumes a fixed expiry, and a
+/// sliding entry's expiry moves with every hit.
+fn contradicts_sliding(option: &str) -> String {
+    let why = match option {
+        "stale" => {
+            "`stale` serves a value for a while past its expiry, and a sliding entry has no such while: it is in Redis and fresh, or gone"
+        }
+        "early_refresh" => {
+            "`early_refresh` refreshes a value ahead of a fixed expiry, and a sliding entry's expiry moves with every hit (a hot key never expires)"
+        }
+        "fail_safe" => {
+            "`fail_safe` keeps a value in Redis past its TTL, and a sliding entry lives exactly `ttl` past its last hit"
+        }
+        _ => {
+            "`timeout` needs a cached value to stand in for a slow load (one kept past its TTL by `fail_safe`, or one being refreshed early by `early_refresh`), and a sliding entry can have neither"
+        }
+    };
+    format!(
+        "`{option}` cannot be combined with `sliding = true`: {why}; remove `{option}`, or drop `sliding = true` to keep a fixed expiry"
+    )
 }
 
 fn string(value: &Expr, name: &str, example: &str, errors: &mut Errors) -> Option<LitStr> {
@@ -719,6 +775,8 @@ mod tests {
         );
         assert_eq!(near("keys", Kind::CacheAside), Some("key"));
         assert_eq!(near("ttl_secs", Kind::CacheAside), Some("ttl"));
+        assert_eq!(near("slidng", Kind::CacheAside), Some("sliding"));
+        assert_eq!(near("sliding_ttl", Kind::CacheAside), Some("sliding"));
         assert_eq!(near("kyes", Kind::Invalidates), Some("keys"));
         assert_eq!(near("expire", Kind::CacheAside), None);
         assert_eq!(near("bogus", Kind::CacheAside), None);

@@ -298,6 +298,9 @@ fn generate(
     if let Some(beta) = &args.early_refresh {
         policy.extend(quote!(.early_refresh(#beta)));
     }
+    if args.sliding {
+        policy.extend(quote!(.sliding()));
+    }
     // Spanned at the expression: something that is not a cache is reported there.
     let cache_expr = match &args.cache {
         Some(expr) => quote_spanned!(expr.span()=> &(#expr)),

@@ -273,6 +273,34 @@ impl Cache {
         }
     }
 
+    /// Reads `key` and resets its expiry to `ttl` (sliding expiration), in one round trip.
+    pub(crate) async fn get_ex_raw(&self, key: &str, ttl: Duration) -> Result<Option<Raw>, Error> {
+        self.timed(key, self.inner.store.get_ex(key, ttl)).await
+    }
+
+    /// [`get_ex_raw`](Self::get_ex_raw), sharing one round trip with concurrent reads of `key`
+    /// as [`get_coalesced`](Self::get_coalesced) does: the expiry is reset once for all of
+    /// them. (Written out rather than sharing a generic body with `get_coalesced`, which
+    /// made every call's future larger.)
+    pub(crate) async fn get_ex_coalesced(
+        &self,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<Option<Raw>, Error> {
+        match self.inner.local.reads.join(key) {
+            Part::Lead(lead) => {
+                let answer = self.get_ex_raw(key, ttl).await;
+                lead.finish(&answer);
+                answer
+            }
+            Part::Join(joined) => match joined.wait().await {
+                Some(answer) => answer,
+                None => self.get_ex_raw(key, ttl).await,
+            },
+            Part::Alone(_active) => self.get_ex_raw(key, ttl).await,
+        }
+    }
+
     pub(crate) async fn set_raw(
         &self,
         key: &str,
@@ -433,7 +461,13 @@ impl Cache {
             ttl: self.jitter(ttl),
             null_ttl: self.jitter(null_ttl),
             extra: Duration::from_secs(site.stale_secs.max(site.fail_safe_secs)),
+            sliding: site.sliding,
         }
+    }
+
+    /// The expiry a hit of a sliding site sets: its TTL, jittered as a write's.
+    pub(crate) fn sliding_ttl(&self, site: &Policy) -> Duration {
+        self.jitter(Duration::from_secs(site.ttl_secs))
     }
 
     fn jitter(&self, ttl: Duration) -> Duration {
@@ -572,6 +606,9 @@ pub(crate) struct Ttls {
     pub(crate) null_ttl: Duration,
     /// How long a value is kept in Redis past its logical expiry (`max(stale, fail_safe)`).
     pub(crate) extra: Duration,
+    /// Sliding expiration: a value gets no logical expiry (its TTL in Redis, reset by every
+    /// hit, is its only one); a "not found" keeps its own.
+    pub(crate) sliding: bool,
 }
 
 #[cfg(test)]

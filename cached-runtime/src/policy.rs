@@ -25,6 +25,9 @@ pub struct Policy {
     pub(crate) early_beta: f64,
     /// Milliseconds a load may take when a fail-safe value could stand in (0 = no limit).
     pub(crate) timeout_ms: u64,
+    /// Sliding expiration: a hit resets the entry's TTL (`GETEX`), and values carry no logical
+    /// expiry.
+    pub(crate) sliding: bool,
     /// Where its counters are in each cache's registry (see `stats.rs`).
     index: OnceLock<usize>,
     /// Whether a result too large to store was logged already (logged once per function).
@@ -43,6 +46,7 @@ impl Policy {
             fail_safe_secs: 0,
             early_beta: 0.0,
             timeout_ms: 0,
+            sliding: false,
             index: OnceLock::new(),
             oversize_logged: AtomicBool::new(false),
         }
@@ -79,6 +83,15 @@ impl Policy {
     /// `lock = false`: no single flight, no lease; a miss is read, body, `SET`.
     pub const fn without_lock(mut self) -> Self {
         self.lock = false;
+        self
+    }
+
+    /// `sliding = true`: a hit reads the entry and resets its TTL to `ttl` in one round trip
+    /// (`GETEX key PX <ttl>`), so an entry read at least once per `ttl` stays cached; values
+    /// are stored without a logical expiry (Redis's TTL is their only one). A null marker keeps
+    /// its own: it is served for `null_ttl` after it was stored, however often it is read.
+    pub const fn sliding(mut self) -> Self {
+        self.sliding = true;
         self
     }
 

@@ -8,6 +8,8 @@ mod cache_aside_global;
 mod cache_aside_method;
 #[path = "../expand/cache_aside_policy.rs"]
 mod cache_aside_policy;
+#[path = "../expand/cache_aside_sliding.rs"]
+mod cache_aside_sliding;
 #[path = "../expand/invalidates.rs"]
 mod invalidates;
 
@@ -15,4 +17,8 @@ mod invalidates;
 async fn expansion_inputs_run_uncached_without_a_global_cache() {
     assert_eq!(cache_aside_global::price("sku", 1).await, Some(1999));
     assert_eq!(cache_aside_policy::report(3).await, "report 3");
+    assert_eq!(
+        cache_aside_sliding::profile(4).await,
+        Some("user 4".to_owned())
+    );
 }

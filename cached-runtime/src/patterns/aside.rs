@@ -101,6 +101,13 @@ where
             // Boxed: the tagged read's future (several round trips on a cluster) is large, and
             // untagged calls would carry its room.
             Box::pin(read_tagged(cache, &key, &tags)).await
+        } else if site.sliding {
+            // A sliding site's read also resets the entry's TTL, in the same round trip.
+            if site.lock {
+                cache.get_ex_coalesced(&key, cache.sliding_ttl(site)).await
+            } else {
+                cache.get_ex_raw(&key, cache.sliding_ttl(site)).await
+            }
         } else if site.lock {
             // With stampede protection, concurrent reads of the key share one round trip.
             cache.get_coalesced(&key).await
@@ -153,6 +160,7 @@ where
                             return Box::pin(refresh(call!(), value, true, body)).await;
                         }
                         Freshness::Expired => fallback = Some(value),
+                        Freshness::Gone => {}
                     }
                 }
                 Err(error) => {

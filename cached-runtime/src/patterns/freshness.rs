@@ -1,5 +1,5 @@
 //! Whether a cached value is fresh, due for an early refresh (XFetch), stale but servable,
-//! or expired and kept only for fail-safe.
+//! expired and kept only for fail-safe, or gone (under sliding expiration).
 
 use super::value::unix_ms;
 use crate::{policy::Policy, wire::codec::Meta};
@@ -12,9 +12,15 @@ pub(crate) enum Freshness {
     Stale,
     /// Past expiry and `stale`; kept only for `fail_safe`.
     Expired,
+    /// Past expiry with nothing to stand in for: a miss (a sliding site's null marker after
+    /// `null_ttl`).
+    Gone,
 }
 
 pub(crate) fn freshness(site: &Policy, meta: Meta, null: bool) -> Freshness {
+    if site.sliding {
+        return sliding(meta, null);
+    }
     if null || meta.expires_at_ms == 0 {
         return Freshness::Fresh;
     }
@@ -34,5 +40,78 @@ pub(crate) fn freshness(site: &Policy, meta: Meta, null: bool) -> Freshness {
         Freshness::Stale
     } else {
         Freshness::Expired
+    }
+}
+
+/// Under sliding expiration a value is fresh while Redis has it (its TTL is reset by every
+/// hit; a value stored by a site without `sliding` under the same key is read alike, its
+/// logical expiry ignored). A null marker is not: its hits reset the key's TTL too, but it is
+/// served only until its logical expiry, `null_ttl` after it was stored, so that an absent
+/// row is looked up again however often it is asked for.
+fn sliding(meta: Meta, null: bool) -> Freshness {
+    if null && meta.expires_at_ms != 0 && unix_ms() >= meta.expires_at_ms {
+        Freshness::Gone
+    } else {
+        Freshness::Fresh
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{
+        cache::Ttls,
+        patterns::{
+            shape::{Plain, ops},
+            value::Hit,
+        },
+        wire::codec::CodecKind,
+    };
+
+    static SLIDING: Policy = Policy::new("tests::sliding", 60, 1).sliding();
+
+    /// What a sliding site stores for `result`, decoded back: its header's expiry and whether
+    /// it is a null marker.
+    fn stored(result: Option<u64>) -> (Meta, bool) {
+        let ops = ops::<Option<u64>, _>(Plain, None);
+        let ttls = Ttls {
+            ttl: Duration::from_secs(60),
+            null_ttl: Duration::from_millis(1),
+            extra: Duration::ZERO,
+            sliding: true,
+        };
+        let encoded = (ops.encode)(CodecKind::Bincode, &result, Duration::ZERO, ttls, &[]).unwrap();
+        let bytes = encoded.bytes.unwrap();
+        match (ops.decode)(CodecKind::Bincode, &bytes, usize::MAX).unwrap() {
+            Hit::Value(_, meta) => (meta, false),
+            Hit::Null(_, meta) => (meta, true),
+        }
+    }
+
+    #[test]
+    fn a_sliding_value_has_no_logical_expiry_and_a_sliding_null_keeps_its_own() {
+        let (meta, null) = stored(Some(7));
+        assert!(!null);
+        assert_eq!(meta.expires_at_ms, 0, "Redis's TTL is its only expiry");
+        assert!(matches!(freshness(&SLIDING, meta, null), Freshness::Fresh));
+
+        let (meta, null) = stored(None);
+        assert!(null);
+        assert_ne!(meta.expires_at_ms, 0, "a null marker keeps null_ttl");
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(matches!(freshness(&SLIDING, meta, null), Freshness::Gone));
+
+        // A value stored by a site without `sliding` is fresh for a sliding one while Redis
+        // has it, past its logical expiry too.
+        let fixed = Meta {
+            load_ms: 0,
+            expires_at_ms: 1,
+        };
+        assert!(matches!(
+            freshness(&SLIDING, fixed, false),
+            Freshness::Fresh
+        ));
     }
 }

@@ -193,9 +193,15 @@ fn encode<R, S: Shape<R>>(
     } else {
         (Some(value), ttls.ttl, ttls.ttl + ttls.extra)
     };
+    // A sliding value has no logical expiry (0): freshness comes from Redis's TTL alone.
+    let expires_at_ms = if ttls.sliding && value.is_some() {
+        0
+    } else {
+        unix_ms().saturating_add(logical.as_millis() as u64)
+    };
     let meta = Meta {
         load_ms: u32::try_from(load.as_millis()).unwrap_or(u32::MAX),
-        expires_at_ms: unix_ms().saturating_add(logical.as_millis() as u64),
+        expires_at_ms,
     };
     Some(Encoded {
         bytes: codec.encode_tagged_entry(value, meta, stamps),

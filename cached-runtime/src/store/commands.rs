@@ -3,6 +3,7 @@
 //! slot: an entry and its lease key share one (`{app:user:42}:lock`).
 
 use std::{
+    future::Future,
     sync::{Arc, LazyLock},
     time::Duration,
 };
@@ -185,6 +186,25 @@ fn px(ttl: Duration) -> u64 {
 pub(crate) async fn get<C: ConnectionLike>(mut conn: C, key: &str) -> Result<Option<Raw>, Error> {
     let v: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
     Ok(v.map(Raw::Owned))
+}
+
+/// Reads `key` and sets its expiry to `ttl` from now, in one command (`GETEX key PX <ms>`):
+/// a sliding expiration's hit. The command is built before the future, which then holds only
+/// it and the connection (a hit's future is part of every call's).
+pub(crate) fn get_ex<C: ConnectionLike>(
+    mut conn: C,
+    key: &str,
+    ttl: Duration,
+) -> impl Future<Output = Result<Option<Raw>, Error>> {
+    let mut cmd = redis::cmd("GETEX");
+    cmd.arg(key).arg("PX").arg(px(ttl));
+    async move {
+        // Taken as a `Value` and converted here: a `query_async` of its own, so that `get`'s
+        // (the plain hit's) stays inlined where it is.
+        let reply: redis::Value = cmd.query_async(&mut conn).await?;
+        let v = Option::<Vec<u8>>::from_redis_value(reply).map_err(redis::RedisError::from)?;
+        Ok(v.map(Raw::Owned))
+    }
 }
 
 pub(crate) async fn set<C: ConnectionLike>(

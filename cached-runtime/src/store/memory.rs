@@ -46,6 +46,26 @@ impl moka::Expiry<String, MemEntry> for MemExpiry {
     ) -> Option<Duration> {
         Some(value.ttl)
     }
+
+    /// A read by [`Memory::get_ex`] sets the expiry it asked for; any other read leaves it.
+    fn expire_after_read(
+        &self,
+        _key: &String,
+        _value: &MemEntry,
+        _read_at: std::time::Instant,
+        duration_until_expiry: Option<Duration>,
+        _last_modified_at: std::time::Instant,
+    ) -> Option<Duration> {
+        READ_TTL.take().or(duration_until_expiry)
+    }
+}
+
+thread_local! {
+    /// The expiry that the read in progress on this thread sets ([`Memory::get_ex`]). moka
+    /// calls [`MemExpiry::expire_after_read`] inside `get`, on the reading thread, with the
+    /// entry it returns: the read and the new expiry are one step, as `GETEX` is in Redis (a
+    /// write or delete of the key in between cannot be undone by it).
+    static READ_TTL: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
 }
 
 impl Memory {
@@ -75,6 +95,15 @@ impl Memory {
 
     pub(crate) fn get(&self, key: &str) -> Option<Raw> {
         self.map.get(key).map(|e| Raw::Shared(e.bytes))
+    }
+
+    /// Reads `key` and sets its expiry to `ttl` from now.
+    pub(crate) fn get_ex(&self, key: &str, ttl: Duration) -> Option<Raw> {
+        READ_TTL.set(Some(ttl));
+        let read = self.map.get(key);
+        // Not taken if there was no entry to read.
+        READ_TTL.set(None);
+        read.map(|e| Raw::Shared(e.bytes))
     }
 
     pub(crate) fn set(&self, key: &str, bytes: Arc<[u8]>, ttl: Duration) {
@@ -237,6 +266,27 @@ mod tests {
         }
         let held = mem.leases().len();
         assert!(held < 4096, "{held} leases kept for 10 000 expired ones");
+    }
+
+    #[test]
+    fn get_ex_resets_the_expiry_and_other_reads_do_not() {
+        let mem = Memory::new(10);
+        assert!(mem.get_ex("k", Duration::from_secs(1)).is_none());
+        mem.set("k", Arc::from(&b"v"[..]), Duration::from_millis(60));
+        mem.set("other", Arc::from(&b"o"[..]), Duration::from_millis(60));
+        assert_eq!(
+            mem.get_ex("k", Duration::from_secs(60)).as_deref(),
+            Some(&b"v"[..])
+        );
+        // A plain read (of this key or another) is not a reset.
+        assert!(mem.get("other").is_some());
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(mem.get("k").as_deref(), Some(&b"v"[..]));
+        assert!(mem.get("other").is_none(), "a plain read kept its expiry");
+        // A shorter TTL shortens it, as `GETEX PX` does.
+        assert!(mem.get_ex("k", Duration::from_millis(20)).is_some());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(mem.get("k").is_none());
     }
 
     #[test]

@@ -309,6 +309,11 @@ impl Store {
         dispatch!(self, conn => commands::get(conn, key).await, mem => Ok(mem.get(key)))
     }
 
+    /// Reads `key` and sets its expiry to `ttl` from now, atomically, in one round trip.
+    pub(crate) async fn get_ex(&self, key: &str, ttl: Duration) -> Result<Option<Raw>, Error> {
+        dispatch!(self, conn => commands::get_ex(conn, key, ttl).await, mem => Ok(mem.get_ex(key, ttl)))
+    }
+
     pub(crate) async fn set(
         &self,
         key: &str,
@@ -426,6 +431,31 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn memory_get_ex() {
+        let store = Store::memory(10);
+        assert!(
+            store
+                .get_ex("absent", Duration::from_secs(1))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        store
+            .set("k", Arc::from(&b"v"[..]), Duration::from_millis(50))
+            .await
+            .unwrap();
+        let read = store.get_ex("k", Duration::from_secs(60)).await.unwrap();
+        assert_eq!(read.as_deref(), Some(&b"v"[..]));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let kept = store.get("k").await.unwrap();
+        assert_eq!(
+            kept.as_deref(),
+            Some(&b"v"[..]),
+            "the read reset the expiry"
+        );
+    }
 
     #[tokio::test]
     async fn memory_touch() {
