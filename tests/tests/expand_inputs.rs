@@ -8,6 +8,8 @@ mod cache_aside_global;
 mod cache_aside_method;
 #[path = "../expand/cache_aside_policy.rs"]
 mod cache_aside_policy;
+#[path = "../expand/cache_put.rs"]
+mod cache_put;
 #[path = "../expand/invalidates.rs"]
 mod invalidates;
 

@@ -6,7 +6,11 @@ use super::{
     shape::Outcome,
     target::{CacheRef, uncached},
 };
-use crate::{policy::Policy, stats::bump};
+use crate::{
+    cache::Cache,
+    policy::Policy,
+    stats::{Counters, bump},
+};
 
 /// Invalidate-on-write: run `body`; if it succeeded, delete every key and its lease in one
 /// round trip (retried once). A failed delete is logged, counted and queued for a background
@@ -32,6 +36,19 @@ where
         return result;
     };
     let counters = cache.counters(site);
+    delete(cache, site, counters, keys).await;
+    result
+}
+
+/// Deletes every key and its lease in one round trip per hash slot, retried once; what still
+/// fails is logged, counted and queued for a background retry (and not served from this cache
+/// until it lands). `true` if every key was deleted now.
+pub(crate) async fn delete(
+    cache: &Cache,
+    site: &'static Policy,
+    counters: &Counters,
+    keys: Vec<String>,
+) -> bool {
     // Keys of several hash slots (on a cluster) are deleted per slot: what failed is retried
     // once, then queued, without touching the groups that were deleted.
     let mut left = keys;
@@ -48,7 +65,7 @@ where
                 deleted,
                 outcome = "invalidated"
             );
-            return result;
+            return true;
         }
         bump(&counters.errors);
         last_error = outcome.error;
@@ -61,8 +78,8 @@ where
             function = site.name,
             keys = ?left,
             %error,
-            "invalidation failed twice; queued for retry (until then, at most the entries' TTL of staleness)"
+            "invalidation failed twice; queued for retry (until it lands this process does not serve these keys; other instances may, for at most the entries' TTL)"
         );
     }
-    result
+    false
 }

@@ -57,6 +57,24 @@ return 0",
     )
 });
 
+/// A write-through: stores the value (KEYS[1], ARGV[1], for ARGV[2] ms) whoever holds the lease
+/// (KEYS[2]), deletes the lease — a load in flight then cannot store its older result over
+/// this one — and publishes a fill event on ARGV[3] as `PUT_LEASED` does: ARGV[5] then the key,
+/// and the value after a NUL if it is at most ARGV[4] bytes.
+static PUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('DEL', KEYS[2])
+local event = ARGV[5] .. KEYS[1]
+if #ARGV[1] <= tonumber(ARGV[4]) then
+  event = event .. '\0' .. ARGV[1]
+end
+redis.call('PUBLISH', ARGV[3], event)
+return 1",
+    )
+});
+
 /// Releases a lease we still hold (compare-and-delete) and publishes ARGV[3] then the key on
 /// ARGV[2], to wake the waiters.
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
@@ -208,6 +226,24 @@ pub(crate) async fn put_leased<C: ConnectionLike>(
         })
         .await?;
     Ok(stored == 1)
+}
+
+pub(crate) async fn put<C: ConnectionLike>(
+    mut conn: C,
+    key: &str,
+    value: Arc<[u8]>,
+    ttl: Duration,
+    channel: &str,
+    inline: usize,
+) -> Result<(), Error> {
+    let _: i64 = PUT
+        .run(&mut conn, |cmd| {
+            cmd.arg(2).arg(key).arg(lock_key(key));
+            cmd.arg(&*value).arg(px(ttl)).arg(channel);
+            cmd.arg(inline).arg(Kind::Filled.prefix());
+        })
+        .await?;
+    Ok(())
 }
 
 pub(crate) async fn release<C: ConnectionLike>(

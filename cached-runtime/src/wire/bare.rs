@@ -9,11 +9,7 @@
 //! encoding (see `nullish.rs`); encoding one here is an error, never a value that would decode as
 //! something else. Everything but `serialize_some`/`deserialize_option` is forwarded unchanged.
 
-use serde::{
-    Deserialize, Deserializer, Serialize, Serializer,
-    de::Visitor,
-    ser,
-};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Visitor, ser};
 
 /// A value as it is stored: `Bare(&Some(v))` serializes as `v`, and `Bare::<Option<T>>`
 /// deserializes `v` as `Some(v)`.
@@ -113,7 +109,8 @@ impl<S: Serializer> Serializer for Strip<S> {
         variant: &'static str,
         value: &T,
     ) -> Result<S::Ok, S::Error> {
-        self.0.serialize_newtype_variant(name, index, variant, value)
+        self.0
+            .serialize_newtype_variant(name, index, variant, value)
     }
 
     fn is_human_readable(&self) -> bool {
@@ -247,12 +244,21 @@ mod tests {
         for codec in CODECS {
             // Some(Some(v)) is stored as Some(v), Some(None) as None, both inside the value.
             let nested = encode(codec, &Some(Some(3u16)));
-            assert_eq!(decode::<Option<Option<u16>>>(codec, &nested), Some(Some(Some(3))));
+            assert_eq!(
+                decode::<Option<Option<u16>>>(codec, &nested),
+                Some(Some(Some(3)))
+            );
             let inner_none = encode(codec, &Some(None::<u16>));
-            assert_eq!(decode::<Option<Option<u16>>>(codec, &inner_none), Some(Some(None)));
+            assert_eq!(
+                decode::<Option<Option<u16>>>(codec, &inner_none),
+                Some(Some(None))
+            );
             // An Option inside the value keeps its encoding.
             let v = vec![Some(1u8), None];
-            assert_eq!(decode::<Vec<Option<u8>>>(codec, &encode(codec, &v)), Some(v));
+            assert_eq!(
+                decode::<Vec<Option<u8>>>(codec, &encode(codec, &v)),
+                Some(v)
+            );
         }
         // In bincode an inner Option keeps its tag byte: 1 then the value.
         let bytes = encode(CodecKind::Bincode, &Some(Some(3u16)));
