@@ -71,7 +71,7 @@ impl Kind {
                 "a put of `None` deletes the key instead of caching a \"not found\"".to_owned()
             }
             (Kind::CachePut, "lock") => {
-                "a put takes no lease: it replaces the value and voids any load in flight"
+                "a put takes no lease (it replaces the value and voids any load in flight)"
                     .to_owned()
             }
             (Kind::CachePut, "stale" | "early_refresh" | "fail_safe" | "timeout") => format!(
