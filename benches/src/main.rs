@@ -18,6 +18,7 @@ mod contenders;
 mod pin;
 mod profile;
 mod proxy;
+mod put;
 mod redis_util;
 mod report;
 mod scenarios;
@@ -34,12 +35,13 @@ use contenders::{CachedFn, MAIN_URL, PROXY_URL};
 use report::Report;
 use scenarios::Env;
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "hit-latency",
     "throughput",
     "miss",
     "stampede",
     "paused",
+    "write-through",
     "cluster-hit-latency",
     "cluster-stampede",
     "cluster-events",
@@ -329,6 +331,9 @@ async fn run(
     }
     if cfg.runs("paused") {
         scenarios::paused(&env, &cfg, &mut report).await;
+    }
+    if cfg.runs("write-through") {
+        put::write_through(&env, &cfg, &mut report).await;
     }
     if cfg.runs_cluster() {
         run_cluster(&cfg, &mut report, &redis_version).await;

@@ -379,7 +379,8 @@ fn commandstats(server: &RedisServer) -> HashMap<String, u64> {
         .collect()
 }
 
-/// A put is one script: `SET` of the entry, `DEL` of the lease, `PUBLISH` of the fill event.
+/// A put is one script: `SET` of the entry, `DEL` of the lease, and only if there was a lease
+/// (a load in flight, whose waiters must wake) `PUBLISH` of the fill event.
 #[tokio::test]
 async fn a_put_is_one_script() {
     let server = RedisServer::spawn();
@@ -402,10 +403,17 @@ async fn a_put_is_one_script() {
         .collect();
     ran.sort();
     let ran: Vec<(&str, u64)> = ran.iter().map(|(n, c)| (n.as_str(), *c)).collect();
-    assert_eq!(
-        ran,
-        [("del", 1), ("evalsha", 1), ("publish", 1), ("set", 1)]
-    );
+    assert_eq!(ran, [("del", 1), ("evalsha", 1), ("set", 1)]);
+
+    // A load in flight holds the lease: the put voids it and publishes the fill event.
+    let lock = "{one:user:1}:lock";
+    let _: () = server.cmd(&["SET", lock, "00000000000000aa", "PX", "5000"]);
+    let before = commandstats(&server);
+    repo.save_plain(1, "Edsger").await;
+    let after = commandstats(&server);
+    let published = after["publish"] - before.get("publish").copied().unwrap_or(0);
+    assert_eq!(published, 1);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", lock]), 0, "the lease is void");
 }
 
 /// A cache whose breaker opens after two failed round trips and stays open for 3 s: the

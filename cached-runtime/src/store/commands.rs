@@ -58,14 +58,19 @@ return 0",
 });
 
 /// A write-through: stores the value (KEYS[1], ARGV[1], for ARGV[2] ms) whoever holds the lease
-/// (KEYS[2]), deletes the lease — a load in flight then cannot store its older result over
-/// this one — and publishes a fill event on ARGV[3] as `PUT_LEASED` does: ARGV[5] then the key,
-/// and the value after a NUL if it is at most ARGV[4] bytes.
+/// (KEYS[2]) and deletes the lease — a load in flight then cannot store its older result over
+/// this one. If there was a lease, its waiters (in any process) are woken with a fill event on
+/// ARGV[3], as `PUT_LEASED` publishes it: ARGV[5] then the key, and the value after a NUL if it
+/// is at most ARGV[4] bytes. Without a lease nobody waits for the key: nothing is published
+/// (a `PUBLISH` to every instance would cost each write more than the `SET`). 1: a lease was
+/// voided; 0: there was none.
 static PUT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('DEL', KEYS[2])
+if redis.call('DEL', KEYS[2]) == 0 then
+  return 0
+end
 local event = ARGV[5] .. KEYS[1]
 if #ARGV[1] <= tonumber(ARGV[4]) then
   event = event .. '\0' .. ARGV[1]
