@@ -18,6 +18,7 @@ mod contenders;
 mod pin;
 mod profile;
 mod proxy;
+mod put;
 mod redis_util;
 mod report;
 mod scenarios;
@@ -36,7 +37,7 @@ use contenders::{CachedFn, MAIN_URL, PROXY_URL};
 use report::Report;
 use scenarios::Env;
 
-const SCENARIOS: [&str; 10] = [
+const SCENARIOS: [&str; 11] = [
     "hit-latency",
     "sliding",
     "throughput",
@@ -44,6 +45,7 @@ const SCENARIOS: [&str; 10] = [
     "stampede",
     "paused",
     "tags",
+    "write-through",
     "cluster-hit-latency",
     "cluster-stampede",
     "cluster-events",
@@ -339,6 +341,9 @@ async fn run(
     }
     if cfg.runs("tags") {
         tags::tags(&env, &cfg, &mut report).await;
+    }
+    if cfg.runs("write-through") {
+        put::write_through(&env, &cfg, &mut report).await;
     }
     if cfg.runs_cluster() {
         run_cluster(&cfg, &mut report, &redis_version).await;

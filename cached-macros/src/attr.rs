@@ -16,6 +16,7 @@ use crate::errors::Errors;
 pub(crate) enum Kind {
     CacheAside,
     Invalidates,
+    CachePut,
 }
 
 impl Kind {
@@ -23,6 +24,7 @@ impl Kind {
         match self {
             Kind::CacheAside => "cache_aside",
             Kind::Invalidates => "invalidates",
+            Kind::CachePut => "cache_put",
         }
     }
 
@@ -43,13 +45,53 @@ impl Kind {
                 "crate",
             ],
             Kind::Invalidates => &["key", "keys", "tags", "cache", "crate"],
+            Kind::CachePut => &["key", "ttl", "cache", "crate"],
         }
+    }
+
+    /// Whether `ttl` is required: the attribute stores values.
+    fn needs_ttl(self) -> bool {
+        matches!(self, Kind::CacheAside | Kind::CachePut)
+    }
+
+    /// Why `option`, an option of another attribute, does not apply to this one; `None` if it
+    /// is no other attribute's option either (a typo, or made up).
+    fn misplaced(self, option: &str) -> Option<String> {
+        let list = self.options().join(", ");
+        let why = match (self, option) {
+            (Kind::Invalidates, _) if Kind::CacheAside.options().contains(&option) => {
+                return Some(format!(
+                    "`{option}` is an option of #[cache_aside], not #[invalidates] (which only deletes keys); valid options are: {list}"
+                ));
+            }
+            (Kind::CachePut, "keys") => {
+                return Some(format!(
+                    "`keys` is an option of #[invalidates], not #[cache_put], which stores its result under one `key = \"...\"`; valid options are: {list}"
+                ));
+            }
+            (Kind::CachePut, "null_ttl") => {
+                "a put of `None` deletes the key instead of caching a \"not found\"".to_owned()
+            }
+            (Kind::CachePut, "lock") => {
+                "a put takes no lease (it replaces the value and voids any load in flight)"
+                    .to_owned()
+            }
+            (Kind::CachePut, "stale" | "early_refresh" | "fail_safe" | "timeout") => format!(
+                "a put only stores the value; how it is served as it ages is up to the #[cache_aside] that reads the key, so put `{option}` there"
+            ),
+            _ => return None,
+        };
+        Some(format!(
+            "`{option}` is an option of #[cache_aside], not #[{}]: {why}; valid options are: {list}",
+            self.name()
+        ))
     }
 
     fn example(self) -> &'static str {
         match self {
             Kind::CacheAside => "#[cache_aside(key = \"user:<id>\", ttl = 600)]",
             Kind::Invalidates => "#[invalidates(key = \"user:<id>\")]",
+            Kind::CachePut => "#[cache_put(key = \"user:<id>\", ttl = 600)]",
         }
     }
 }
@@ -148,7 +190,7 @@ impl Unknown {
         if !covered("key") && !covered("keys") && !tags_alone {
             missing.push("key");
         }
-        if kind == Kind::CacheAside && !covered("ttl") {
+        if kind.needs_ttl() && !covered("ttl") {
             missing.push("ttl");
         }
         Unknown {
@@ -169,13 +211,8 @@ impl Unknown {
         let n = name.to_string();
         let attr = self.kind.name();
         let list = self.kind.options().join(", ");
-        if self.kind == Kind::Invalidates && Kind::CacheAside.options().contains(&n.as_str()) {
-            return (
-                format!(
-                    "`{n}` is an option of #[cache_aside], not #[invalidates] (which only deletes keys); valid options are: {list}"
-                ),
-                None,
-            );
+        if let Some(message) = self.kind.misplaced(&n) {
+            return (message, None);
         }
         let suggestion = self
             .suggestions
@@ -515,12 +552,15 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
     }
     let ttl = ttl.get();
     let null_ttl = null_ttl.get();
-    if kind == Kind::CacheAside {
+    if kind.needs_ttl() {
         match (ttl, null_ttl) {
             (None, _) if given("ttl") => {}
             (None, _) => errors.push(
                 Span::call_site(),
-                "#[cache_aside] needs a TTL: add `ttl = <seconds>`, e.g. `ttl = 600`; every cached entry must expire",
+                format!(
+                    "#[{}] needs a TTL: add `ttl = <seconds>`, e.g. `ttl = 600`; every cached entry must expire",
+                    kind.name()
+                ),
             ),
             (Some(ttl), Some(null)) if null.value > ttl.value => errors.push(
                 null.span,
@@ -780,6 +820,9 @@ mod tests {
         assert_eq!(near("kyes", Kind::Invalidates), Some("keys"));
         assert_eq!(near("expire", Kind::CacheAside), None);
         assert_eq!(near("bogus", Kind::CacheAside), None);
+        assert_eq!(near("tll", Kind::CachePut), Some("ttl"));
+        assert_eq!(near("kye", Kind::CachePut), Some("key"));
+        assert_eq!(near("cahce", Kind::CachePut), Some("cache"));
         assert_eq!(near("x", Kind::CacheAside), None);
     }
 }

@@ -351,6 +351,15 @@ fn generate(
                 }
             }
         }
+        Kind::CachePut => {
+            let key = Ident::new("__key", Span::mixed_site());
+            let template = &templates[0];
+            let ops = quote_spanned!(ret_span=> #krate::__private::put_ops::<#ret, _>(#probe));
+            quote! {
+                let #key = #krate::__private::key(#cache, #template);
+                #krate::__private::cache_put(#cache, #key, #site_ref, #ops, async #async_body).await
+            }
+        }
         Kind::Invalidates => {
             let keys = Ident::new("__keys", Span::mixed_site());
             if tags.is_empty() {

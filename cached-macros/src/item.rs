@@ -133,8 +133,8 @@ pub(crate) fn check(kind: Kind, item: &ItemFn, errors: &mut Errors) -> Vec<(Stri
             },
         }
     }
-    if kind == Kind::CacheAside {
-        check_return(&sig.output, sig, errors);
+    if kind != Kind::Invalidates {
+        check_return(kind, &sig.output, sig, errors);
     }
     params
 }
@@ -153,16 +153,20 @@ fn collect_pattern_idents(pat: &Pat, out: &mut Vec<(String, Param)>) {
     syn::visit::Visit::visit_pat(&mut Visit(out), pat);
 }
 
-fn check_return(output: &ReturnType, sig: &Signature, errors: &mut Errors) {
+fn check_return(kind: Kind, output: &ReturnType, sig: &Signature, errors: &mut Errors) {
     let ty = match output {
         ReturnType::Default => {
-            errors.push(
-                sig.paren_token.span.close(),
-                format!(
+            let message = match kind {
+                Kind::CachePut => format!(
+                    "#[cache_put] stores the return value, and `{}` returns nothing; return the value written, e.g. `-> Result<User, DbError>`",
+                    sig.ident
+                ),
+                _ => format!(
                     "#[cache_aside] caches the return value, and `{}` returns nothing; return the value to cache, e.g. `-> Option<User>`",
                     sig.ident
                 ),
-            );
+            };
+            errors.push(sig.paren_token.span.close(), message);
             return;
         }
         ReturnType::Type(_, ty) => ty,

@@ -99,3 +99,63 @@ pub fn cache_aside(args: TokenStream, item: TokenStream) -> TokenStream {
 pub fn invalidates(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(attr::Kind::Invalidates, args.into(), item.into()).into()
 }
+
+/// Stores an `async fn`'s result under a key after it runs: write-through (the guides' "every
+/// write to the primary database also writes to the cache").
+///
+/// The body (the write) runs first. What it returns decides what is stored:
+///
+/// | return | stored |
+/// |---|---|
+/// | `T` | `T` |
+/// | `Result<T, E>` | `Ok(v)` stores `v`; `Err` writes nothing |
+/// | `Option<T>` | `Some(v)` stores `v`; `None` deletes the key, as `#[invalidates]` does |
+/// | `Result<Option<T>, E>` | `Ok(Some(v))` stores `v`; `Ok(None)` deletes the key; `Err` writes nothing |
+///
+/// A value is stored as `#[cache_aside]` stores it (same header, codec and TTL jitter), so a
+/// `#[cache_aside]` on the same key reads it — as `v` if it returns `T` or `Result<T, E>`, as
+/// `Some(v)` if it returns `Option<T>` or `Result<Option<T>, E>`. The store is one round trip
+/// that also voids the key's lease: a load that began before the write cannot store its older
+/// result over it, and callers waiting for that load (in any process) take the new value.
+///
+/// A store that fails (Redis down, a timeout, a value that does not encode) deletes the key
+/// instead — retried once, then queued and retried in the background — so that the old value
+/// is not left behind; until the delete lands, this process does not serve the key. It is
+/// logged and counted; the function still returns its own result.
+///
+/// | option | meaning |
+/// |---|---|
+/// | `key = "user:<id>"` | required; a key template, as in `#[cache_aside]` |
+/// | `ttl = 600` | required; seconds the stored value lives, > 0 |
+/// | `cache = self.cache` | as in `#[cache_aside]` |
+/// | `crate = "cached_runtime"` | as in `#[cache_aside]` |
+///
+/// ```
+/// use cached_runtime::{cache_aside, cache_put, Cache};
+///
+/// struct Repo { cache: Cache }
+///
+/// impl Repo {
+///     #[cache_aside(key = "price:<sku>", ttl = 300, cache = self.cache)]
+///     async fn price(&self, sku: &str) -> Option<u64> {
+///         Some(1999) // SELECT
+///     }
+///
+///     /// The new price is cached as soon as the UPDATE succeeds: `price` reads it.
+///     #[cache_put(key = "price:<sku>", ttl = 300, cache = self.cache)]
+///     async fn set_price(&self, sku: &str, cents: u64) -> Result<u64, std::io::Error> {
+///         Ok(cents) // UPDATE ... RETURNING price
+///     }
+/// }
+/// ```
+///
+/// Options that concern reading are a compile error:
+///
+/// ```compile_fail
+/// #[cached_runtime::cache_put(key = "user:<id>", ttl = 60, stale = 30)] // `stale` belongs on the #[cache_aside]
+/// async fn save(id: u64) -> Option<String> { None }
+/// ```
+#[proc_macro_attribute]
+pub fn cache_put(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(attr::Kind::CachePut, args.into(), item.into()).into()
+}

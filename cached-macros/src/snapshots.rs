@@ -15,6 +15,7 @@ fn kind_of(attr: &syn::Attribute) -> Option<Kind> {
     match last.as_str() {
         "cache_aside" => Some(Kind::CacheAside),
         "invalidates" => Some(Kind::Invalidates),
+        "cache_put" => Some(Kind::CachePut),
         _ => None,
     }
 }

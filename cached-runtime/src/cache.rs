@@ -417,6 +417,37 @@ impl Cache {
         stored
     }
 
+    /// A write-through: stores `value` under `key` over whatever is there, voiding the key's
+    /// lease in the same atomic step (a load in flight cannot store its older result over it)
+    /// and waking the key's waiters in every process, who take the value. Local flights and
+    /// reads of the key are forgotten before and after, as for an invalidation: no call that
+    /// starts once this returns joins a load or read that began before it.
+    pub(crate) async fn put(
+        &self,
+        key: &str,
+        value: Arc<[u8]>,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        self.inner.local.forget(key);
+        let limit = self.write_timeout(value.len());
+        let stored = self
+            .timed_within(
+                key,
+                limit,
+                self.inner.store.put(
+                    key,
+                    value,
+                    ttl,
+                    &self.inner.channel,
+                    self.inner.fill_event_max,
+                ),
+            )
+            .await;
+        self.inner.local.forget(key);
+        self.wake_local(key);
+        stored
+    }
+
     pub(crate) async fn release(&self, key: &str, token: &str) -> Result<(), Error> {
         let released = self
             .timed(
@@ -444,6 +475,14 @@ impl Cache {
     /// Keeps `tags` (full names) for a background retry of their invalidation.
     pub(crate) fn defer_tag_invalidation(&self, tags: &[String]) {
         self.inner.pending.defer_tags(tags);
+    }
+
+    /// Whether `key` has a delete queued for retry in this cache: its cached value may be one
+    /// that a write replaced, and is not served until the delete lands. One relaxed load when
+    /// nothing is queued.
+    #[inline]
+    pub(crate) fn is_pending(&self, key: &str) -> bool {
+        self.inner.pending.holds(key)
     }
 
     /// The TTLs of a site, jittered.
@@ -549,6 +588,7 @@ impl Inner {
         for chunk in chunks.by_ref() {
             let outcome = cache.invalidate_keys(chunk).await;
             done += chunk.len() - outcome.failed.len();
+            self.pending.landed(chunk, &outcome.failed);
             if !outcome.failed.is_empty() {
                 left = outcome.failed;
                 break;

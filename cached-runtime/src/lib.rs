@@ -113,12 +113,18 @@ pub use cached_macros::cache_aside;
 /// See the crate documentation and README for every option.
 pub use cached_macros::invalidates;
 
+/// Stores an `async fn`'s result (a write's new value) in the cache: write-through.
+///
+/// See the crate documentation and README for every option.
+pub use cached_macros::cache_put;
+
 /// Not public API: what the macros expand into. Nothing here is covered by semver.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::patterns::aside::{cache_aside, cache_aside_tagged};
     pub use crate::patterns::body::{Body, Detached, owned};
     pub use crate::patterns::invalidate::{invalidate, invalidate_tagged};
+    pub use crate::patterns::put::{PutOps, cache_put, put_ops};
     pub use crate::patterns::shape::{Outcome, Plain, PlainProbe, Probe, Res, Shape, ops, probe};
     pub use crate::patterns::target::{CacheRef, Global, Template, key, keys, tags};
     pub use crate::patterns::value::Share;

@@ -1,9 +1,13 @@
 //! Invalidations that failed twice, kept for a background retry (the cache's retry loop
-//! applies them once the store answers again).
+//! applies them once the store answers again). Until a key's delete lands, this process does
+//! not serve the key's cached value (see [`Pending::holds`]).
 
-use std::sync::{
-    Mutex,
-    atomic::{AtomicU64, Ordering::Relaxed},
+use std::{
+    collections::HashMap,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
+    },
 };
 
 use crate::stats::Stats;
@@ -19,6 +23,23 @@ pub(crate) struct Pending {
     deferred: AtomicU64,
     recovered: AtomicU64,
     dropped: AtomicU64,
+    /// The keys queued (in `keys` or being retried) until their delete lands, each with how
+    /// many times it is queued: their cached values are not served meanwhile.
+    held: Held,
+}
+
+/// The keys with a queued delete, for [`Pending::holds`].
+#[derive(Debug, Default)]
+struct Held {
+    keys: Mutex<HashMap<String, usize>>,
+    /// How many keys `keys` has: what a read checks first (one relaxed load when it is 0).
+    len: AtomicUsize,
+}
+
+impl Held {
+    fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Pending {
@@ -83,6 +104,47 @@ impl Pending {
         }
         pending.extend_from_slice(keys);
         self.deferred.fetch_add(keys.len() as u64, Relaxed);
+        self.hold(keys);
+    }
+
+    /// Marks `keys` as queued: [`holds`](Self::holds) says so until their delete lands.
+    fn hold(&self, keys: &[String]) {
+        let mut held = self.held.keys();
+        for key in keys {
+            *held.entry(key.clone()).or_default() += 1;
+        }
+        self.held.len.store(held.len(), Relaxed);
+    }
+
+    /// After a retry of `tried`: the keys not in `failed` were deleted (each occurrence in
+    /// `failed` keeps one of its key's).
+    pub(crate) fn landed(&self, tried: &[String], failed: &[String]) {
+        let mut failed: Vec<&String> = failed.iter().collect();
+        let mut held = self.held.keys();
+        for key in tried {
+            if let Some(at) = failed.iter().position(|f| *f == key) {
+                failed.swap_remove(at);
+                continue;
+            }
+            if let Some(count) = held.get_mut(key) {
+                *count -= 1;
+                if *count == 0 {
+                    held.remove(key);
+                }
+            }
+        }
+        self.held.len.store(held.len(), Relaxed);
+    }
+
+    /// Whether `key` has a delete queued that has not landed yet.
+    #[inline]
+    pub(crate) fn holds(&self, key: &str) -> bool {
+        self.held.len.load(Relaxed) != 0 && self.held_slow(key)
+    }
+
+    #[cold]
+    fn held_slow(&self, key: &str) -> bool {
+        self.held.keys().contains_key(key)
     }
 
     /// The keys to retry now (empty if none).

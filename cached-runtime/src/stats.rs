@@ -49,9 +49,10 @@ counters! {
     /// Values that were present but did not decode (schema or codec change, corruption);
     /// counted as misses too, and overwritten by the fresh value.
     decode_errors,
-    /// Entries written after a miss.
+    /// Entries written after a miss, or by a `#[cache_put]`.
     writes,
-    /// Successful invalidations (one per call of an `#[invalidates]` function).
+    /// Successful invalidations (one per call of an `#[invalidates]` function, or of a
+    /// `#[cache_put]` that deleted its key).
     invalidations,
     /// Invalidations that failed twice (after one retry); their keys are queued and retried
     /// in the background (see [`Stats::invalidations_deferred`]).
@@ -77,6 +78,10 @@ counters! {
     refreshes,
     /// Expired values returned because the body failed (`fail_safe`).
     fail_safe_served,
+    /// `#[cache_put]` writes that did not land — a Redis error or timeout, or a value that does
+    /// not encode or is larger than `max_value_size` — so the key was deleted instead (or its
+    /// delete queued, see `invalidation_failures`): the old value is never left behind.
+    put_failures,
 }
 
 impl Counts {

@@ -10,6 +10,8 @@ mod cache_aside_method;
 mod cache_aside_policy;
 #[path = "../expand/cache_aside_sliding.rs"]
 mod cache_aside_sliding;
+#[path = "../expand/cache_put.rs"]
+mod cache_put;
 #[path = "../expand/invalidates.rs"]
 mod invalidates;
 

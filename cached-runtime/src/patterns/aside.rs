@@ -81,6 +81,13 @@ where
             return body.into_load().await;
         };
         let counters = cache.counters(site);
+        // A write's delete of this key failed and is queued: the cached value may be the one the
+        // write replaced. It is not served (nor overwritten) until the delete lands.
+        if cache.is_pending(&key) {
+            bump(&counters.misses);
+            tracing::debug!(function = site.name, key, outcome = "pending_delete");
+            return body.into_load().await;
+        }
         // Made where it is used rather than kept: a `Call` held across the awaits below would take
         // room in this future, which every caller holds, beside the locals it points to.
         macro_rules! call {

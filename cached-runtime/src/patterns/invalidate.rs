@@ -6,7 +6,11 @@ use super::{
     shape::Outcome,
     target::{CacheRef, uncached},
 };
-use crate::{cache::Invalidated, policy::Policy, stats::bump};
+use crate::{
+    cache::{Cache, Invalidated},
+    policy::Policy,
+    stats::{Counters, bump},
+};
 
 /// Invalidate-on-write: run `body`; if it succeeded, delete every key and its lease in one
 /// round trip (retried once). A failed delete is logged, counted and queued for a background
@@ -50,6 +54,21 @@ where
         return result;
     };
     let counters = cache.counters(site);
+    delete(cache, site, counters, keys, tags).await;
+    result
+}
+
+/// Deletes every key and its lease and invalidates every tag, in one round trip per hash slot,
+/// all sent at once, retried once; what still fails is logged, counted and queued for a
+/// background retry (and the keys are not served from this cache until it lands). `true` if
+/// everything was done now.
+pub(crate) async fn delete(
+    cache: &Cache,
+    site: &'static Policy,
+    counters: &Counters,
+    keys: Vec<String>,
+    tags: Vec<String>,
+) -> bool {
     // Keys of several hash slots (on a cluster) are deleted per slot, tags updated per slot:
     // what failed is retried once, then queued, without touching the groups that succeeded.
     let (mut keys, mut tags) = (keys, tags);
@@ -74,7 +93,7 @@ where
                 deleted,
                 outcome = "invalidated"
             );
-            return result;
+            return true;
         }
         bump(&counters.errors);
         last_error = by_key.error.or(by_tag.error);
@@ -90,8 +109,8 @@ where
             ?keys,
             ?tags,
             %error,
-            "invalidation failed twice; queued for retry (until then, at most the entries' TTL of staleness)"
+            "invalidation failed twice; queued for retry (until it lands this process does not serve these keys; other instances may, for at most the entries' TTL)"
         );
     }
-    result
+    false
 }

@@ -61,6 +61,29 @@ return 0",
     )
 });
 
+/// A write-through: stores the value (KEYS[1], ARGV[1], for ARGV[2] ms) whoever holds the lease
+/// (KEYS[2]) and deletes the lease — a load in flight then cannot store its older result over
+/// this one. If there was a lease, its waiters (in any process) are woken with a fill event on
+/// ARGV[3], as `PUT_LEASED` publishes it: ARGV[5] then the key, and the value after a NUL if it
+/// is at most ARGV[4] bytes. Without a lease nobody waits for the key: nothing is published
+/// (a `PUBLISH` to every instance would cost each write more than the `SET`). 1: a lease was
+/// voided; 0: there was none.
+static PUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if redis.call('DEL', KEYS[2]) == 0 then
+  return 0
+end
+local event = ARGV[5] .. KEYS[1]
+if #ARGV[1] <= tonumber(ARGV[4]) then
+  event = event .. '\0' .. ARGV[1]
+end
+redis.call('PUBLISH', ARGV[3], event)
+return 1",
+    )
+});
+
 /// Releases a lease we still hold (compare-and-delete) and publishes ARGV[3] then the key on
 /// ARGV[2], to wake the waiters.
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
@@ -283,6 +306,24 @@ pub(crate) async fn put_leased<C: ConnectionLike>(
         })
         .await?;
     Ok(stored == 1)
+}
+
+pub(crate) async fn put<C: ConnectionLike>(
+    mut conn: C,
+    key: &str,
+    value: Arc<[u8]>,
+    ttl: Duration,
+    channel: &str,
+    inline: usize,
+) -> Result<(), Error> {
+    let _: i64 = PUT
+        .run(&mut conn, |cmd| {
+            cmd.arg(2).arg(key).arg(lock_key(key));
+            cmd.arg(&*value).arg(px(ttl)).arg(channel);
+            cmd.arg(inline).arg(Kind::Filled.prefix());
+        })
+        .await?;
+    Ok(())
 }
 
 pub(crate) async fn release<C: ConnectionLike>(

@@ -164,6 +164,14 @@ impl Memory {
         }
     }
 
+    /// Stores `bytes` whoever holds the lease of `key`, and deletes the lease (a write-through:
+    /// a load in flight cannot store its older result over it).
+    pub(crate) fn put(&self, key: &str, bytes: Arc<[u8]>, ttl: Duration) {
+        let mut leases = self.leases();
+        leases.remove(key);
+        self.set(key, bytes, ttl);
+    }
+
     pub(crate) fn release(&self, key: &str, token: &str) {
         let mut leases = self.leases();
         if leases.get(key).is_some_and(|(t, _)| t == token) {

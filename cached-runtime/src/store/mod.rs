@@ -2,8 +2,8 @@
 //! Sentinel), a Redis Cluster, or this process's memory with the same semantics.
 //!
 //! [`Store`] is the one interface the layers above call: read, write, touch and delete
-//! entries, take and release a key's lease, write under a lease, invalidate, and find the
-//! client to subscribe to events with. Every operation touches one hash slot (a multi-key
+//! entries, take and release a key's lease, write under a lease or over it, invalidate, and
+//! find the client to subscribe to events with. Every operation touches one hash slot (a multi-key
 //! operation is given keys of one slot: [`Store::by_slot`] groups them). Dispatch is a
 //! `match` on the store's kind: no trait objects, no boxed futures.
 
@@ -369,6 +369,25 @@ impl Store {
         dispatch!(self, conn => {
             commands::put_leased(conn, key, token, value, ttl, channel, inline).await
         }, mem => Ok(mem.put_leased(key, token, value, ttl)))
+    }
+
+    /// Stores `value` whoever holds the lease of `key` and deletes the lease, in one atomic
+    /// step (a write-through: a load in flight can no longer store its result), then wakes
+    /// waiters; its fill event carries the value if it is at most `inline` bytes.
+    pub(crate) async fn put(
+        &self,
+        key: &str,
+        value: Arc<[u8]>,
+        ttl: Duration,
+        channel: &str,
+        inline: usize,
+    ) -> Result<(), Error> {
+        dispatch!(self, conn => {
+            commands::put(conn, key, value, ttl, channel, inline).await
+        }, mem => {
+            mem.put(key, value, ttl);
+            Ok(())
+        })
     }
 
     /// Releases the lease `token` on `key` if still held, and wakes waiters.

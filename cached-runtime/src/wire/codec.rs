@@ -5,7 +5,7 @@
 //! | bytes | field |
 //! |---|---|
 //! | 0 | magic `0xCA` |
-//! | 1 | format version (`1`) |
+//! | 1 | format version (`2`) |
 //! | 2 | codec id ([`Codec::ID`]) |
 //! | 3 | flags: bit 0 = null marker (a cached `None`); bit 1 = a tag section follows |
 //! | 4..8 | duration of the load that produced the value, in ms (little endian) |
@@ -17,14 +17,23 @@
 //! A value whose magic, version or codec id does not match, or whose payload does not decode,
 //! is treated as a miss and overwritten by the next load: changing a struct or the codec never
 //! breaks callers.
+//!
+//! The payload is the value as its codec encodes it, except that a top-level `Some(v)` is
+//! encoded as `v` (see `bare.rs`), so that `Option<T>` and `T` read each other's entries.
+//! Format version 1 encoded it as the codec does (in bincode, a tag byte first); its entries
+//! are reloaded, never misread.
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::tags::{self, Stamp, Stamps};
+use super::{
+    bare::Bare,
+    tags::{self, Stamp, Stamps},
+};
 use crate::error::{Error, ErrorKind};
 
 const MAGIC: u8 = 0xCA;
-const VERSION: u8 = 1;
+/// 2: a top-level `Some(v)` is stored as `v` (`bare.rs`).
+const VERSION: u8 = 2;
 pub(crate) const HEADER_LEN: usize = 16;
 const FLAG_NULL: u8 = 1;
 const FLAG_TAGS: u8 = 2;
@@ -248,9 +257,10 @@ impl CodecKind {
         out.extend_from_slice(&meta.expires_at_ms.to_le_bytes());
         tags::write_section(&mut out, stamps)?;
         if let Some(value) = value {
+            let value = Bare(value);
             match self {
-                CodecKind::Bincode => Bincode.encode(value, &mut out)?,
-                CodecKind::Json => Json.encode(value, &mut out)?,
+                CodecKind::Bincode => Bincode.encode(&value, &mut out)?,
+                CodecKind::Json => Json.encode(&value, &mut out)?,
             }
         }
         Ok(out)
@@ -311,7 +321,7 @@ impl CodecKind {
         } else {
             payload
         };
-        let value = match self {
+        let Bare(value) = match self {
             CodecKind::Bincode => Bincode.decode_within(payload, decode_budget(max_value_size))?,
             CodecKind::Json => Json.decode(payload)?,
         };
@@ -457,7 +467,7 @@ mod tests {
         // Garbage, truncation, a value written by another program.
         for junk in [
             &b""[..],
-            b"\xCA\x01",
+            b"\xCA\x02",
             b"hello world, not ours",
             &bytes[..bytes.len() - 1],
         ] {
