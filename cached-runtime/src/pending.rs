@@ -174,3 +174,37 @@ impl Pending {
         stats.invalidations_pending = (self.keys().len() + self.tags().len()) as u64;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(names: &[&str]) -> Vec<String> {
+        names.iter().map(|&n| n.to_owned()).collect()
+    }
+
+    /// A key is held from its deferral until its last queued delete lands, also while a retry
+    /// has taken it out of the queue.
+    #[test]
+    fn keys_are_held_until_their_delete_lands() {
+        let pending = Pending::default();
+        assert!(!pending.holds("a"));
+        pending.defer(&keys(&["a", "b"]));
+        pending.defer(&keys(&["a"]));
+        let taken = pending.take();
+        assert!(
+            pending.holds("a") && pending.holds("b"),
+            "taken, not landed"
+        );
+        // "b" and one "a" landed; the other "a" failed again.
+        pending.landed(&taken, &keys(&["a"]));
+        pending.settle(2, keys(&["a"]));
+        assert!(pending.holds("a"));
+        assert!(!pending.holds("b"));
+        let taken = pending.take();
+        pending.landed(&taken, &[]);
+        pending.settle(1, Vec::new());
+        assert!(!pending.holds("a"));
+        assert_eq!(pending.held.len.load(Relaxed), 0);
+    }
+}

@@ -406,6 +406,26 @@ async fn redis_killed_mid_run_then_restarted() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(up, "reconnected after the restart");
+    // The rename's invalidation failed and is queued: the key is not served from the cache
+    // until the queued delete has landed.
+    for _ in 0..100 {
+        if cache.stats().invalidations_pending == 0 {
+            break;
+        }
+        let loads = repo.loads();
+        assert_eq!(repo.find(1).await.unwrap().unwrap().name, "Ada K.");
+        assert_eq!(
+            repo.loads(),
+            loads + 1,
+            "not served while its delete is queued"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        cache.stats().invalidations_pending,
+        0,
+        "the queued delete landed"
+    );
     repo.find(1).await.unwrap();
     let before = repo.loads();
     assert_eq!(repo.find(1).await.unwrap().unwrap().name, "Ada K.");
