@@ -376,7 +376,7 @@ where
     let bytes = wire::encode(codec, value, load_ms, expires_at_ms).expect("encodes");
     prop_assert!(bytes.len() >= HEADER_LEN);
     prop_assert_eq!(bytes[0], 0xCA, "magic");
-    prop_assert_eq!(bytes[1], 1, "version");
+    prop_assert_eq!(bytes[1], 2, "version");
     prop_assert_eq!(bytes[2], codec_id(codec), "codec id");
     prop_assert_eq!(bytes[3] & 1, u8::from(value.is_none()), "null flag");
     prop_assert_eq!(&bytes[4..8], &load_ms.to_le_bytes()[..]);
@@ -404,7 +404,9 @@ proptest! {
         round_trip(codec, value.as_ref(), load_ms, expires_at_ms)?;
     }
 
-    /// A cached `None` of an `Option<_>` value is a value, not the null marker.
+    /// A `None` inside a cached value is a value, not the null marker. A top-level `None` is
+    /// only ever the null marker: encoding it as a value is an error (a top-level `Some(v)` is
+    /// stored as `v`, so a `None` there could not be told from a value).
     #[test]
     fn null_marker_is_distinct_from_a_none_value(
         codec in codec(),
@@ -412,7 +414,15 @@ proptest! {
         load_ms in any::<u32>(),
         expires_at_ms in any::<u64>(),
     ) {
-        round_trip(codec, value.as_ref(), load_ms, expires_at_ms)?;
+        match &value {
+            Some(None) => {
+                let refused = wire::encode(codec, value.as_ref(), load_ms, expires_at_ms);
+                prop_assert!(refused.is_err_and(|e| e.is_codec()));
+            }
+            _ => round_trip(codec, value.as_ref(), load_ms, expires_at_ms)?,
+        }
+        let nested = value.map(Some);
+        round_trip(codec, nested.as_ref(), load_ms, expires_at_ms)?;
     }
 
     #[test]

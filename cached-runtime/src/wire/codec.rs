@@ -344,7 +344,9 @@ pub mod wire {
     use super::{CodecKind, Decoded, Meta};
     use crate::error::Error;
 
-    /// Encodes `value` (`None`: the null marker) as a cache stores it, header included.
+    /// Encodes `value` (`None`: the null marker) as a cache stores it, header included. A
+    /// top-level `Some(v)` of an `Option` is stored as `v`; a top-level `None` of one is an
+    /// error (a cache stores it as the null marker).
     pub fn encode<T: Serialize + ?Sized>(
         codec: CodecKind,
         value: Option<&T>,
