@@ -272,6 +272,7 @@ fn generate(
     // the user's names (`cache`, `key`, ...).
     let cache = Ident::new("__cache", Span::mixed_site());
     let site = format_ident!("__SITE", span = Span::mixed_site());
+    let policy_name = format_ident!("__POLICY", span = Span::mixed_site());
     let ret_value = Ident::new("__ret", Span::mixed_site());
     let tags_ident = Ident::new("__tags", Span::mixed_site());
     let name = format!("::{}", sig.ident);
@@ -318,10 +319,11 @@ fn generate(
     // The function's static call site (name, TTLs, policy, counters), in a block of its own so
     // that it can shadow nothing of the user's.
     let site_ref = quote! {{
-        static #site: #krate::__private::Site = #krate::__private::Site::new(
-            ::core::concat!(::core::module_path!(), #name), #ttl, #null_ttl,
-        )#policy;
-        &#site
+        static #site: #krate::__private::Site =
+            #krate::__private::Site::new(::core::concat!(::core::module_path!(), #name));
+        static #policy_name: #krate::__private::Policy =
+            #krate::__private::Policy::new(&#site, #ttl, #null_ttl)#policy;
+        &#policy_name
     }};
     let call = match kind {
         Kind::CacheAside => {

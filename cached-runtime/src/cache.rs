@@ -248,8 +248,8 @@ impl Cache {
         self.inner.max_value_size
     }
 
-    pub(crate) fn counters(&self, site: &'static Policy) -> &Counters {
-        self.inner.stats.site(site)
+    pub(crate) fn counters(&self, policy: &Policy) -> &Counters {
+        self.inner.stats.site(policy.site)
     }
 
     pub(crate) async fn get_raw(&self, key: &str) -> Result<Option<Raw>, Error> {
@@ -422,7 +422,7 @@ impl Cache {
     /// and waking the key's waiters in every process, who take the value. Local flights and
     /// reads of the key are forgotten before and after, as for an invalidation: no call that
     /// starts once this returns joins a load or read that began before it.
-    pub(crate) async fn put(
+    pub(crate) async fn write_through(
         &self,
         key: &str,
         value: Arc<[u8]>,
@@ -487,9 +487,9 @@ impl Cache {
 
     /// The TTLs of a site, jittered.
     pub(crate) fn ttls(&self, site: &Policy) -> Ttls {
-        let ttl = Duration::from_secs(site.ttl_secs);
-        let null_ttl = if site.null_ttl_secs > 0 {
-            Duration::from_secs(site.null_ttl_secs)
+        let ttl = Duration::from_millis(site.ttl_ms);
+        let null_ttl = if site.null_ttl_ms > 0 {
+            Duration::from_millis(site.null_ttl_ms)
         } else {
             self.inner
                 .null_ttl
@@ -499,14 +499,14 @@ impl Cache {
         Ttls {
             ttl: self.jitter(ttl),
             null_ttl: self.jitter(null_ttl),
-            extra: Duration::from_secs(site.stale_secs.max(site.fail_safe_secs)),
+            extra: site.extra(),
             sliding: site.sliding,
         }
     }
 
     /// The expiry a hit of a sliding site sets: its TTL, jittered as a write's.
     pub(crate) fn sliding_ttl(&self, site: &Policy) -> Duration {
-        self.jitter(Duration::from_secs(site.ttl_secs))
+        self.jitter(Duration::from_millis(site.ttl_ms))
     }
 
     fn jitter(&self, ttl: Duration) -> Duration {

@@ -129,7 +129,7 @@ pub mod __private {
     pub use crate::patterns::target::{CacheRef, Global, Template, key, keys, tags};
     pub use crate::patterns::value::Share;
     /// The caching policy of one function (the name the expansions use).
-    pub use crate::policy::Policy as Site;
+    pub use crate::policy::{Policy, Site};
     pub use crate::wire::codec::wire;
     pub use crate::wire::key::KeyPart;
 

@@ -5,7 +5,7 @@ use std::sync::{
     atomic::{AtomicU64, Ordering::Relaxed},
 };
 
-use crate::policy::Policy;
+use crate::policy::Site;
 
 macro_rules! counters {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
@@ -150,7 +150,7 @@ struct Slot {
     counters: Counters,
 }
 
-/// The per-site counters of one cache, indexed by [`Policy::index`]: segments of slots allocated
+/// The per-site counters of one cache, indexed by [`Site::index`]: segments of slots allocated
 /// on first use and never moved, so the hot path is lock-free and shares no written cache
 /// line but the counters themselves. Sites past `SEGMENT * SEGMENTS` share one overflow slot.
 #[derive(Debug)]
@@ -169,7 +169,7 @@ impl Default for Registry {
 }
 
 impl Registry {
-    pub(crate) fn site(&self, site: &'static Policy) -> &Counters {
+    pub(crate) fn site(&self, site: &'static Site) -> &Counters {
         let slot = site.index();
         let entry = match self.segments.get(slot / SEGMENT) {
             Some(segment) => &segment
@@ -180,7 +180,7 @@ impl Registry {
             if std::ptr::eq(entry, &self.overflow) {
                 "(other functions)"
             } else {
-                site.name
+                site.name()
             }
         });
         &entry.counters

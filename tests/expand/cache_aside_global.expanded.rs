@@ -12,10 +12,13 @@ pub async fn price(sku: &str, region: u16) -> Option<u64> {
             {
                 static __SITE: ::cached_runtime::__private::Site = ::cached_runtime::__private::Site::new(
                     ::core::concat!(::core::module_path!(), "::price"),
+                );
+                static __POLICY: ::cached_runtime::__private::Policy = ::cached_runtime::__private::Policy::new(
+                    &__SITE,
                     300,
                     30,
                 );
-                &__SITE
+                &__POLICY
             },
             ::cached_runtime::__private::ops::<
                 Option<u64>,

@@ -21,10 +21,13 @@ impl Users {
                 {
                     static __SITE: ::cached_runtime::__private::Site = ::cached_runtime::__private::Site::new(
                         ::core::concat!(::core::module_path!(), "::find"),
+                    );
+                    static __POLICY: ::cached_runtime::__private::Policy = ::cached_runtime::__private::Policy::new(
+                        &__SITE,
                         600,
                         0,
                     );
-                    &__SITE
+                    &__POLICY
                 },
                 ::cached_runtime::__private::ops::<
                     Result<Option<User>, DbError>,

@@ -25,14 +25,17 @@ impl RatesApi {
                 __key,
                 {
                     static __SITE: ::cached_runtime::__private::Site = ::cached_runtime::__private::Site::new(
-                            ::core::concat!(::core::module_path!(), "::rates"),
+                        ::core::concat!(::core::module_path!(), "::rates"),
+                    );
+                    static __POLICY: ::cached_runtime::__private::Policy = ::cached_runtime::__private::Policy::new(
+                            &__SITE,
                             60,
                             0,
                         )
                         .stale(30)
                         .fail_safe(3600)
                         .early_refresh(1.0);
-                    &__SITE
+                    &__POLICY
                 },
                 ::cached_runtime::__private::ops::<
                     Result<Vec<(String, f64)>, Unavailable>,
@@ -72,12 +75,15 @@ pub async fn report(day: u32) -> String {
             __key,
             {
                 static __SITE: ::cached_runtime::__private::Site = ::cached_runtime::__private::Site::new(
-                        ::core::concat!(::core::module_path!(), "::report"),
+                    ::core::concat!(::core::module_path!(), "::report"),
+                );
+                static __POLICY: ::cached_runtime::__private::Policy = ::cached_runtime::__private::Policy::new(
+                        &__SITE,
                         600,
                         0,
                     )
                     .without_lock();
-                &__SITE
+                &__POLICY
             },
             ::cached_runtime::__private::ops::<
                 String,

@@ -20,12 +20,15 @@ impl Sessions {
                 __key,
                 {
                     static __SITE: ::cached_runtime::__private::Site = ::cached_runtime::__private::Site::new(
-                            ::core::concat!(::core::module_path!(), "::session"),
+                        ::core::concat!(::core::module_path!(), "::session"),
+                    );
+                    static __POLICY: ::cached_runtime::__private::Policy = ::cached_runtime::__private::Policy::new(
+                            &__SITE,
                             1800,
                             0,
                         )
                         .sliding();
-                    &__SITE
+                    &__POLICY
                 },
                 ::cached_runtime::__private::ops::<
                     Option<Session>,
@@ -53,13 +56,16 @@ pub async fn profile(id: u64) -> Option<String> {
             __key,
             {
                 static __SITE: ::cached_runtime::__private::Site = ::cached_runtime::__private::Site::new(
-                        ::core::concat!(::core::module_path!(), "::profile"),
+                    ::core::concat!(::core::module_path!(), "::profile"),
+                );
+                static __POLICY: ::cached_runtime::__private::Policy = ::cached_runtime::__private::Policy::new(
+                        &__SITE,
                         600,
                         30,
                     )
                     .without_lock()
                     .sliding();
-                &__SITE
+                &__POLICY
             },
             ::cached_runtime::__private::ops::<
                 Option<String>,

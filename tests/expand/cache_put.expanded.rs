@@ -20,10 +20,13 @@ impl Users {
                 {
                     static __SITE: ::cached_runtime::__private::Site = ::cached_runtime::__private::Site::new(
                         ::core::concat!(::core::module_path!(), "::rename"),
+                    );
+                    static __POLICY: ::cached_runtime::__private::Policy = ::cached_runtime::__private::Policy::new(
+                        &__SITE,
                         600,
                         0,
                     );
-                    &__SITE
+                    &__POLICY
                 },
                 ::cached_runtime::__private::put_ops::<
                     Result<Option<User>, DbError>,

@@ -17,10 +17,13 @@ impl Users {
                 {
                     static __SITE: ::cached_runtime::__private::Site = ::cached_runtime::__private::Site::new(
                         ::core::concat!(::core::module_path!(), "::move_user"),
+                    );
+                    static __POLICY: ::cached_runtime::__private::Policy = ::cached_runtime::__private::Policy::new(
+                        &__SITE,
                         0,
                         0,
                     );
-                    &__SITE
+                    &__POLICY
                 },
                 ::cached_runtime::__private::probe::<Result<(), DbError>>().shape(),
                 async {

@@ -17,10 +17,13 @@ impl Catalog {
                 {
                     static __SITE: ::cached_runtime::__private::Site = ::cached_runtime::__private::Site::new(
                         ::core::concat!(::core::module_path!(), "::product"),
+                    );
+                    static __POLICY: ::cached_runtime::__private::Policy = ::cached_runtime::__private::Policy::new(
+                        &__SITE,
                         600,
                         0,
                     );
-                    &__SITE
+                    &__POLICY
                 },
                 ::cached_runtime::__private::ops::<
                     Option<String>,
@@ -61,10 +64,13 @@ impl Catalog {
                 {
                     static __SITE: ::cached_runtime::__private::Site = ::cached_runtime::__private::Site::new(
                         ::core::concat!(::core::module_path!(), "::set_price"),
+                    );
+                    static __POLICY: ::cached_runtime::__private::Policy = ::cached_runtime::__private::Policy::new(
+                        &__SITE,
                         0,
                         0,
                     );
-                    &__SITE
+                    &__POLICY
                 },
                 ::cached_runtime::__private::probe::<Result<(), std::io::Error>>()
                     .shape(),

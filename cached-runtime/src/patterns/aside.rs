@@ -32,7 +32,7 @@ use crate::{
 pub fn cache_aside<'a, R, B>(
     cache: CacheRef<'a>,
     key: Option<String>,
-    site: &'static Policy,
+    site: &'a Policy,
     ops: Ops<R>,
     body: B,
 ) -> impl Future<Output = R> + use<'a, R, B>
@@ -50,7 +50,7 @@ pub fn cache_aside_tagged<'a, R, B>(
     cache: CacheRef<'a>,
     key: Option<String>,
     tags: Vec<String>,
-    site: &'static Policy,
+    site: &'a Policy,
     ops: Ops<R>,
     body: B,
 ) -> impl Future<Output = R> + use<'a, R, B>
@@ -64,11 +64,11 @@ where
 /// would hold both (the compiler does not overlap them); the `async move` block uses them in
 /// place.
 #[allow(clippy::manual_async_fn)]
-fn aside<'a, R, B>(
+pub(crate) fn aside<'a, R, B>(
     cache: CacheRef<'a>,
     key: Option<String>,
     tags: Vec<String>,
-    site: &'static Policy,
+    site: &'a Policy,
     ops: Ops<R>,
     body: B,
 ) -> impl Future<Output = R> + use<'a, R, B>
@@ -85,7 +85,7 @@ where
         // write replaced. It is not served (nor overwritten) until the delete lands.
         if cache.is_pending(&key) {
             bump(&counters.misses);
-            tracing::debug!(function = site.name, key, outcome = "pending_delete");
+            tracing::debug!(function = site.name(), key, outcome = "pending_delete");
             return body.into_load().await;
         }
         // Made where it is used rather than kept: a `Call` held across the awaits below would take
@@ -134,7 +134,7 @@ where
             Ok(Some(raw)) if raw.len() > cache.max_value_size() => {
                 bump(&counters.oversized);
                 tracing::warn!(
-                    function = site.name,
+                    function = site.name(),
                     key,
                     bytes = raw.len(),
                     max_value_size = cache.max_value_size(),
@@ -152,7 +152,7 @@ where
                                 &counters.hits
                             });
                             tracing::debug!(
-                                function = site.name,
+                                function = site.name(),
                                 key,
                                 outcome = if null { "null_hit" } else { "hit" }
                             );
@@ -172,7 +172,7 @@ where
                 }
                 Err(error) => {
                     bump(&counters.decode_errors);
-                    tracing::warn!(function = site.name, key, %error, "cached value does not decode; reloading");
+                    tracing::warn!(function = site.name(), key, %error, "cached value does not decode; reloading");
                 }
             },
             Ok(None) => {}
@@ -180,7 +180,7 @@ where
             // replaces it. Redis itself is fine.
             Err(error) if error.is_wrong_type() => {
                 bump(&counters.repairs);
-                tracing::warn!(function = site.name, key, %error, "the key holds data that is not ours; replacing it");
+                tracing::warn!(function = site.name(), key, %error, "the key holds data that is not ours; replacing it");
             }
             Err(error) => {
                 // Redis is failing, or refused this key: serve from the body and do not queue a
@@ -188,15 +188,15 @@ where
                 bump(&counters.errors);
                 bump(&counters.misses);
                 if error.is_circuit_open() {
-                    tracing::debug!(function = site.name, key, outcome = "breaker_open");
+                    tracing::debug!(function = site.name(), key, outcome = "breaker_open");
                 } else {
-                    tracing::warn!(function = site.name, key, %error, "cache read failed; running the body");
+                    tracing::warn!(function = site.name(), key, %error, "cache read failed; running the body");
                 }
                 return body.into_load().await;
             }
         }
         bump(&counters.misses);
-        tracing::debug!(function = site.name, key, outcome = "miss");
+        tracing::debug!(function = site.name(), key, outcome = "miss");
         let result = match (fallback, site.timeout_limit()) {
             // With `timeout` and an expired value to fall back on, the caller stops waiting for a
             // slow load; the load goes on in the background and is stored (a body that cannot be
@@ -224,7 +224,7 @@ where
                     None => {
                         bump(&counters.fail_safe_served);
                         tracing::warn!(
-                            function = site.name,
+                            function = site.name(),
                             key,
                             ?limit,
                             "load slower than `timeout`; serving the expired value (fail_safe)"
@@ -245,7 +245,7 @@ where
             (result, Some(old)) if (ops.failed)(&result) => {
                 bump(&counters.fail_safe_served);
                 tracing::warn!(
-                    function = site.name,
+                    function = site.name(),
                     key,
                     "the body failed; serving the expired value (fail_safe)"
                 );
@@ -271,7 +271,7 @@ async fn refresh<R, B: Body<R>>(call: Call<'_, R>, current: R, stale: bool, body
     let served = |current: R| {
         if stale {
             bump(&counters.stale_served);
-            tracing::debug!(function = site.name, key, outcome = "stale");
+            tracing::debug!(function = site.name(), key, outcome = "stale");
         }
         current
     };
@@ -307,7 +307,7 @@ async fn read_tagged(cache: &Cache, key: &str, tags: &[String]) -> Result<Option
 
 /// `raw` if it may be served (see [`tagged::valid`]), else none. A malformed tag section is
 /// left to the decode, which reports it and reloads.
-async fn checked(
+pub(crate) async fn checked(
     cache: &Cache,
     raw: Raw,
     tags: &[String],

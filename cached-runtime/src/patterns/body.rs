@@ -72,7 +72,7 @@ pub struct Job<R> {
     pub(crate) cache: Cache,
     pub(crate) key: String,
     pub(crate) tags: Vec<String>,
-    pub(crate) site: &'static Policy,
+    pub(crate) site: Policy,
     pub(crate) ops: value::Ops<R>,
 }
 
@@ -83,7 +83,7 @@ impl<R> load::Call<'_, R> {
             cache: self.cache.clone(),
             key: self.key.to_owned(),
             tags: self.tags.to_vec(),
-            site: self.site,
+            site: *self.site,
             ops: *self.ops,
         }
     }
@@ -125,16 +125,16 @@ impl<R> std::fmt::Debug for Job<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Job")
             .field("key", &self.key)
-            .field("site", &self.site.name)
+            .field("site", &self.site.name())
             .finish_non_exhaustive()
     }
 }
 
 async fn background<R, F: Future<Output = R>>(job: Job<R>, task: Task, load: F) -> Option<R> {
-    let counters = job.cache.counters(job.site);
+    let counters = job.cache.counters(&job.site);
     let call = load::Call {
         cache: &job.cache,
-        site: job.site,
+        site: &job.site,
         key: &job.key,
         tags: &job.tags,
         ops: &job.ops,

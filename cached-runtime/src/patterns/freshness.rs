@@ -36,7 +36,7 @@ pub(crate) fn freshness(site: &Policy, meta: Meta, null: bool) -> Freshness {
         }
         return Freshness::Fresh;
     }
-    if now < meta.expires_at_ms + site.stale_secs * 1000 {
+    if now < meta.expires_at_ms.saturating_add(site.stale_ms) {
         Freshness::Stale
     } else {
         Freshness::Expired
@@ -61,6 +61,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::policy::Site;
     use crate::{
         cache::Ttls,
         patterns::{
@@ -70,7 +71,10 @@ mod tests {
         wire::codec::CodecKind,
     };
 
-    static SLIDING: Policy = Policy::new("tests::sliding", 60, 1).sliding();
+    static SLIDING: Policy = {
+        static SITE: Site = Site::new("tests::sliding");
+        Policy::new(&SITE, 60, 1).sliding()
+    };
 
     /// What a sliding site stores for `result`, decoded back: its header's expiry and whether
     /// it is a null marker.

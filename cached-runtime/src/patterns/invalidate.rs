@@ -8,6 +8,7 @@ use super::{
 };
 use crate::{
     cache::{Cache, Invalidated},
+    error::{Error, ErrorKind},
     policy::Policy,
     stats::{Counters, bump},
 };
@@ -19,7 +20,7 @@ use crate::{
 pub async fn invalidate<S, R, F>(
     cache: CacheRef<'_>,
     keys: Vec<String>,
-    site: &'static Policy,
+    site: &Policy,
     shape: S,
     body: F,
 ) -> R
@@ -37,7 +38,7 @@ pub async fn invalidate_tagged<S, R, F>(
     cache: CacheRef<'_>,
     keys: Vec<String>,
     tags: Vec<String>,
-    site: &'static Policy,
+    site: &Policy,
     _shape: S,
     body: F,
 ) -> R
@@ -54,21 +55,22 @@ where
         return result;
     };
     let counters = cache.counters(site);
-    delete(cache, site, counters, keys, tags).await;
+    // A failure is logged, counted and queued: the write's result stands.
+    let _ = delete(cache, site, counters, keys, tags).await;
     result
 }
 
 /// Deletes every key and its lease and invalidates every tag, in one round trip per hash slot,
 /// all sent at once, retried once; what still fails is logged, counted and queued for a
-/// background retry (and the keys are not served from this cache until it lands). `true` if
-/// everything was done now.
+/// background retry (and the keys are not served from this cache until it lands). An `Err`
+/// says what failed and that it was queued.
 pub(crate) async fn delete(
     cache: &Cache,
-    site: &'static Policy,
+    site: &Policy,
     counters: &Counters,
     keys: Vec<String>,
     tags: Vec<String>,
-) -> bool {
+) -> Result<(), Error> {
     // Keys of several hash slots (on a cluster) are deleted per slot, tags updated per slot:
     // what failed is retried once, then queued, without touching the groups that succeeded.
     let (mut keys, mut tags) = (keys, tags);
@@ -87,13 +89,13 @@ pub(crate) async fn delete(
         if by_key.failed.is_empty() && by_tag.failed.is_empty() {
             bump(&counters.invalidations);
             tracing::debug!(
-                function = site.name,
+                function = site.name(),
                 ?keys,
                 ?tags,
                 deleted,
                 outcome = "invalidated"
             );
-            return true;
+            return Ok(());
         }
         bump(&counters.errors);
         last_error = by_key.error.or(by_tag.error);
@@ -103,14 +105,13 @@ pub(crate) async fn delete(
     bump(&counters.invalidation_failures);
     cache.defer_invalidation(&keys);
     cache.defer_tag_invalidation(&tags);
-    if let Some(error) = last_error {
-        tracing::error!(
-            function = site.name,
-            ?keys,
-            ?tags,
-            %error,
-            "invalidation failed twice; queued for retry (until it lands this process does not serve these keys; other instances may, for at most the entries' TTL)"
-        );
-    }
-    false
+    let error = last_error.unwrap_or_else(|| Error::new(ErrorKind::Redis, "invalidation failed"));
+    tracing::error!(
+        function = site.name(),
+        ?keys,
+        ?tags,
+        %error,
+        "invalidation failed twice; queued for retry (until it lands this process does not serve these keys; other instances may, for at most the entries' TTL)"
+    );
+    Err(error)
 }

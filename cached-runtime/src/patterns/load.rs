@@ -25,7 +25,7 @@ use crate::{
 /// One call of an annotated function: what every step of a load needs.
 pub(crate) struct Call<'a, R> {
     pub(crate) cache: &'a Cache,
-    pub(crate) site: &'static Policy,
+    pub(crate) site: &'a Policy,
     pub(crate) key: &'a str,
     /// The tags the call's entry carries (full names; empty for an untagged function).
     pub(crate) tags: &'a [String],
@@ -83,13 +83,13 @@ pub(crate) async fn refresh_under_lease<R, F: Future<Output = R>>(
         Err(_) => return,
     };
     bump(&counters.refreshes);
-    tracing::debug!(function = site.name, key, outcome = "refresh");
+    tracing::debug!(function = site.name(), key, outcome = "refresh");
     let (result, encoded) = run(call, body).await;
     let stored = to_store(&leader, call.ops, encoded, &result);
     drop(result);
     if stored.is_none() {
         tracing::warn!(
-            function = site.name,
+            function = site.name(),
             key,
             "refresh failed; the cached value stays"
         );
@@ -192,7 +192,7 @@ fn on_multi_thread_runtime() -> bool {
 fn repaired_lease<R>(call: Call<'_, R>) {
     bump(&call.counters.repairs);
     tracing::warn!(
-        function = call.site.name,
+        function = call.site.name(),
         key = call.key,
         "the lease key held data that is not ours; replaced by our lease"
     );
@@ -233,7 +233,7 @@ async fn run<R, F: Future<Output = R>>(
             Ok(versions) => Some(versions),
             Err(error) => {
                 bump(&counters.errors);
-                tracing::warn!(function = site.name, key, %error, "tag versions not read; the result is not cached");
+                tracing::warn!(function = site.name(), key, %error, "tag versions not read; the result is not cached");
                 None
             }
         }
@@ -259,7 +259,7 @@ async fn run<R, F: Future<Output = R>>(
             bytes: Err(error), ..
         }) => {
             bump(&counters.errors);
-            tracing::warn!(function = site.name, key, %error, "value does not encode; not cached");
+            tracing::warn!(function = site.name(), key, %error, "value does not encode; not cached");
             None
         }
         None => None,
@@ -280,11 +280,12 @@ async fn write<R>(call: Call<'_, R>, (bytes, ttl): (Arc<[u8]>, Duration), token:
     if bytes.len() > cache.max_value_size() {
         bump(&counters.oversized);
         if !site
+            .site
             .oversize_logged
             .swap(true, std::sync::atomic::Ordering::Relaxed)
         {
             tracing::warn!(
-                function = site.name,
+                function = site.name(),
                 key,
                 bytes = bytes.len(),
                 max_value_size = cache.max_value_size(),
@@ -305,14 +306,14 @@ async fn write<R>(call: Call<'_, R>, (bytes, ttl): (Arc<[u8]>, Duration), token:
         Ok(false) => {
             bump(&counters.lease_rejected);
             tracing::debug!(
-                function = site.name,
+                function = site.name(),
                 key,
                 "lease lost during the load (invalidated or expired); result not stored"
             );
         }
         Err(error) => {
             bump(&counters.errors);
-            tracing::warn!(function = site.name, key, %error, "cache write failed");
+            tracing::warn!(function = site.name(), key, %error, "cache write failed");
             // Whether the write landed is unknown: give the lease up (a no-op if it did), so
             // that the next caller does not wait for it until `lock_ttl`.
             if let Some(token) = token {
@@ -333,7 +334,7 @@ async fn release<R>(call: Call<'_, R>, token: &str) {
     } = call;
     if let Err(error) = cache.release(key, token).await {
         bump(&counters.errors);
-        tracing::debug!(function = site.name, key, %error, "lease release failed; it expires by itself");
+        tracing::debug!(function = site.name(), key, %error, "lease release failed; it expires by itself");
     }
 }
 
@@ -435,7 +436,7 @@ async fn load_locked<R, F: Future<Output = R>>(call: Call<'_, R>, body: F) -> R 
                     Err(_) => {}
                 }
                 tracing::debug!(
-                    function = site.name,
+                    function = site.name(),
                     key,
                     "waited too long for a local load; loading"
                 );
@@ -487,13 +488,13 @@ async fn lead<R, F: Future<Output = R>>(
             }
             Err(error) => {
                 bump(&counters.errors);
-                tracing::debug!(function = site.name, key, %error, "no lease (redis failing); loading without storing");
+                tracing::debug!(function = site.name(), key, %error, "no lease (redis failing); loading without storing");
                 break None;
             }
         }
         if tokio::time::Instant::now() >= deadline {
             tracing::debug!(
-                function = site.name,
+                function = site.name(),
                 key,
                 "lease holder too slow; loading without storing"
             );

@@ -13,11 +13,13 @@ use super::{
 };
 use crate::{
     cache::{Cache, Ttls},
+    error::{Error, ErrorKind},
     policy::Policy,
     stats::{Counters, bump},
     wire::{
         codec::{CodecKind, Meta},
         nullish,
+        tags::Stamp,
     },
 };
 
@@ -69,14 +71,30 @@ fn plan<R, S: Shape<R>>(codec: CodecKind, result: &R, took: Duration, ttls: Ttls
     if nullish::is_none(value) {
         return Plan::Delete;
     }
+    Plan::Store(encode(codec, value, took, ttls, &[]))
+}
+
+/// A value as a write-through stores it: behind the header (its logical expiry `ttl` from now,
+/// none for a sliding entry), carrying `stamps`, for `ttl` plus `stale`/`fail_safe` in Redis.
+pub(crate) fn encode<V: serde::Serialize + ?Sized>(
+    codec: CodecKind,
+    value: &V,
+    took: Duration,
+    ttls: Ttls,
+    stamps: &[Stamp<'_>],
+) -> Encoded {
     let meta = Meta {
         load_ms: u32::try_from(took.as_millis()).unwrap_or(u32::MAX),
-        expires_at_ms: unix_ms().saturating_add(ttls.ttl.as_millis() as u64),
+        expires_at_ms: if ttls.sliding {
+            0
+        } else {
+            unix_ms().saturating_add(u64::try_from(ttls.ttl.as_millis()).unwrap_or(u64::MAX))
+        },
     };
-    Plan::Store(Encoded {
-        bytes: codec.encode_entry(Some(value), meta),
+    Encoded {
+        bytes: codec.encode_tagged_entry(Some(value), meta, stamps),
         ttl: ttls.ttl + ttls.extra,
-    })
+    }
 }
 
 /// Write-through: run `body`; if it returned a value (`Ok(v)`, `Some(v)`, `Ok(Some(v))` or a
@@ -91,7 +109,7 @@ fn plan<R, S: Shape<R>>(codec: CodecKind, result: &R, took: Duration, ttls: Ttls
 pub async fn cache_put<R, F>(
     cache: CacheRef<'_>,
     key: Option<String>,
-    site: &'static Policy,
+    site: &Policy,
     ops: PutOps<R>,
     body: F,
 ) -> R
@@ -107,59 +125,75 @@ where
     let counters = cache.counters(site);
     match (ops.plan)(cache.codec(), &result, started.elapsed(), cache.ttls(site)) {
         Plan::Keep => {}
+        // A failure of either is logged, counted and queued: the write's result stands.
         Plan::Delete => {
-            Box::pin(delete(cache, site, counters, vec![key], Vec::new())).await;
+            let _ = Box::pin(delete(cache, site, counters, vec![key], Vec::new())).await;
         }
-        Plan::Store(encoded) => Box::pin(store(cache, site, counters, key, encoded)).await,
+        Plan::Store(encoded) => {
+            let _ = Box::pin(store(cache, site, counters, key, encoded)).await;
+        }
     }
     result
 }
 
-/// Stores an encoded value over the key; if that fails, deletes the key instead.
-async fn store(
+/// Stores an encoded value over the key; if that fails, deletes the key instead (the `Err`
+/// says why it was not stored).
+pub(crate) async fn store(
     cache: &Cache,
-    site: &'static Policy,
+    site: &Policy,
     counters: &Counters,
     key: String,
     Encoded { bytes, ttl }: Encoded,
-) {
-    match bytes {
+) -> Result<(), Error> {
+    let error = match bytes {
         Ok(bytes) if bytes.len() > cache.max_value_size() => {
             bump(&counters.oversized);
             tracing::warn!(
-                function = site.name,
+                function = site.name(),
                 key,
                 bytes = bytes.len(),
                 max_value_size = cache.max_value_size(),
                 "value larger than max_value_size; not stored, deleting the key instead"
             );
+            Error::new(
+                ErrorKind::Codec,
+                format!(
+                    "the value is {} bytes, over max_value_size ({})",
+                    bytes.len(),
+                    cache.max_value_size()
+                ),
+            )
         }
-        Ok(bytes) => match cache.put(&key, bytes.into(), ttl).await {
+        Ok(bytes) => match cache.write_through(&key, bytes.into(), ttl).await {
             Ok(()) => {
                 bump(&counters.writes);
-                tracing::debug!(function = site.name, key, outcome = "put");
-                return;
+                tracing::debug!(function = site.name(), key, outcome = "put");
+                return Ok(());
             }
             Err(error) => {
                 bump(&counters.errors);
                 tracing::warn!(
-                    function = site.name,
+                    function = site.name(),
                     key,
                     %error,
                     "cache write failed; deleting the key instead"
                 );
+                error
             }
         },
         Err(error) => {
             bump(&counters.errors);
             tracing::warn!(
-                function = site.name,
+                function = site.name(),
                 key,
                 %error,
                 "value does not encode; deleting the key instead"
             );
+            error
         }
-    }
+    };
     bump(&counters.put_failures);
-    delete(cache, site, counters, vec![key], Vec::new()).await;
+    // A failed delete is queued, and reported by `delete` itself.
+    let _ = delete(cache, site, counters, vec![key], Vec::new()).await;
+    Err(error)
 }

@@ -57,8 +57,8 @@ pub(crate) async fn valid(
 
 /// How long a tag key must live for an entry of `site`: the entry's longest life in Redis
 /// (`ttl`, plus `stale`/`fail_safe`).
-fn entry_life(site: &Policy) -> Duration {
-    Duration::from_secs(site.ttl_secs + site.stale_secs.max(site.fail_safe_secs))
+pub(crate) fn entry_life(site: &Policy) -> Duration {
+    Duration::from_millis(site.ttl_ms) + site.extra()
 }
 
 /// The stamps for a load of `call` beginning now: its tags at their current versions (created

@@ -60,7 +60,7 @@ pub(crate) fn uncached(site: &Policy) {
     static WARNED: AtomicBool = AtomicBool::new(false);
     if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
         tracing::warn!(
-            function = site.name,
+            function = site.name(),
             "no cache: `cached_runtime::set_global` was not called and the annotation has no `cache = ...`; \
              annotated functions run uncached (this is logged once)"
         );

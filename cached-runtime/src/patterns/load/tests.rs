@@ -7,11 +7,14 @@ use crate::{
         target::CacheRef,
         value::Share,
     },
-    policy::Policy,
+    policy::{Policy, Site},
     wire::codec::{CodecKind, Meta},
 };
 
-static SITE: Policy = Policy::new("tests::site", 60, 0);
+static SITE: Policy = {
+    static SITE: Site = Site::new("tests::site");
+    Policy::new(&SITE, 60, 0)
+};
 
 #[tokio::test]
 async fn a_miss_waits_for_the_lease_holder_and_takes_its_value_memory_backend() {
@@ -61,9 +64,18 @@ async fn a_miss_waits_for_the_lease_holder_and_takes_its_value_memory_backend() 
     );
 }
 
-static LOCKED: Policy = Policy::new("race::locked", 600, 0);
-static UNLOCKED: Policy = Policy::new("race::unlocked", 600, 0).without_lock();
-static WRITE: Policy = Policy::new("race::write", 0, 0);
+static LOCKED: Policy = {
+    static SITE: Site = Site::new("race::locked");
+    Policy::new(&SITE, 600, 0)
+};
+static UNLOCKED: Policy = {
+    static SITE: Site = Site::new("race::unlocked");
+    Policy::new(&SITE, 600, 0).without_lock()
+};
+static WRITE: Policy = {
+    static SITE: Site = Site::new("race::write");
+    Policy::new(&SITE, 0, 0)
+};
 
 /// Concurrent readers (cache-aside with a load of varied latency that reads the source at
 /// its start) and writers (update the source, then invalidate) over a few keys; after
@@ -156,7 +168,10 @@ async fn the_randomized_race_leaves_stale_entries_only_without_leases() {
     );
 }
 
-static SHARED: Policy = Policy::new("tests::shared", 60, 0);
+static SHARED: Policy = {
+    static SITE: Site = Site::new("tests::shared");
+    Policy::new(&SITE, 60, 0)
+};
 static CLONES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A value that counts its clones.
@@ -207,7 +222,10 @@ async fn waiters_clone_the_leaders_value() {
     assert!(not_send.is_none(), "not Send: decoded");
 }
 
-static SIZES: Policy = Policy::new("tests::sizes", 60, 0);
+static SIZES: Policy = {
+    static SITE: Site = Site::new("tests::sizes");
+    Policy::new(&SITE, 60, 0)
+};
 
 /// Every call holds [`cache_aside`]'s future, with [`load`]'s inside it (1000 at once in a
 /// stampede): the leader's lease, load and write and the Redis write of `lock = false` are
