@@ -227,7 +227,7 @@ impl Cache {
     pub async fn delete(&self, keys: &[&str]) -> Result<u64, Error> {
         let full: Vec<String> = keys
             .iter()
-            .map(|k| key::join(&self.inner.namespace, k))
+            .map(|k| key::full(&self.inner.namespace, k))
             .collect();
         let groups = self.inner.store.by_slot(&full);
         let deletes = groups

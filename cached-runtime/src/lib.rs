@@ -99,9 +99,11 @@ pub use cache::Cache;
 pub use error::{Error, ErrorKind};
 pub use global::{global, set_global};
 pub use patterns::target::AsCache;
+pub use patterns::through::{Entry, HasTtl, NoTtl};
+pub use policy::Site;
 pub use stats::{Counts, FunctionStats, Stats};
 pub use wire::codec::{Bincode, Codec, CodecKind, DEFAULT_MAX_VALUE_SIZE, Json};
-pub use wire::key::{KeyPart, KeyWriter, MAX_KEY_LEN};
+pub use wire::key::{Key, KeyPart, KeyWriter, MAX_KEY_LEN};
 
 /// Caches an `async fn`'s result in Redis (cache-aside / lazy loading).
 ///

@@ -84,6 +84,11 @@ const fn ms(secs: u64) -> u64 {
     secs.saturating_mul(1000)
 }
 
+/// Milliseconds of a duration given at run time, saturating.
+pub(crate) fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl Policy {
     /// The policy of `site`: TTLs in seconds, `null_ttl_secs == 0` means "not given".
     pub const fn new(site: &'static Site, ttl_secs: u64, null_ttl_secs: u64) -> Self {

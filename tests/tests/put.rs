@@ -510,3 +510,36 @@ async fn an_invalidation_while_redis_is_paused_never_leaves_the_old_value_served
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_through_put_while_redis_is_paused_never_leaves_the_old_value_served() {
+    old_value_is_never_served(
+        async |repo: &Repo| {
+            repo.db.lock().unwrap().insert(1, user(1, "new"));
+            let put = repo
+                .cache
+                .put("user:1", &user(1, "new"), Duration::from_secs(600))
+                .await;
+            assert!(put.is_err(), "not stored, and said so");
+            let counts = *repo.cache.stats().function("read_through").unwrap();
+            assert_eq!(counts.put_failures, 1, "{counts:?}");
+        },
+        "apiputpause",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_through_remove_while_redis_is_paused_never_leaves_the_old_value_served() {
+    old_value_is_never_served(
+        async |repo: &Repo| {
+            repo.db.lock().unwrap().insert(1, user(1, "new"));
+            assert!(
+                repo.cache.remove("user:1").await.is_err(),
+                "queued, and said so"
+            );
+        },
+        "apirmpause",
+    )
+    .await;
+}

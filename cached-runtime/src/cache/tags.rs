@@ -35,7 +35,7 @@ impl Cache {
     pub async fn invalidate_tags(&self, tags: &[&str]) -> Result<u64, Error> {
         let full: Vec<String> = tags
             .iter()
-            .map(|t| key::join(&self.inner.namespace, t))
+            .map(|t| key::full(&self.inner.namespace, t))
             .collect();
         let outcome = self.invalidate_tag_names(&full).await;
         match outcome.error {

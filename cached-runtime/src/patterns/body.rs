@@ -39,6 +39,22 @@ impl<R, F: Future<Output = R>> Body<R> for F {
     }
 }
 
+/// A body made only when it is needed: the closure runs on a miss, not on a hit (the
+/// read-through API's loader). It runs in the caller.
+pub(crate) struct Lazy<M>(pub(crate) M);
+
+impl<R, M, F> Body<R> for Lazy<M>
+where
+    M: FnOnce() -> F,
+    F: Future<Output = R>,
+{
+    type Load = F;
+
+    fn into_load(self) -> F {
+        (self.0)()
+    }
+}
+
 /// A body that can run in the background: `make` clones what the body needs (`self` and the
 /// arguments) into an owned future. The macros generate it for `stale`, `early_refresh` and
 /// `timeout`.

@@ -14,4 +14,5 @@ pub(crate) mod put;
 pub(crate) mod shape;
 pub(crate) mod tagged;
 pub(crate) mod target;
+pub(crate) mod through;
 pub(crate) mod value;

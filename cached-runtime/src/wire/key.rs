@@ -12,6 +12,11 @@
 
 use std::fmt::{self, Write as _};
 
+mod built;
+
+pub use built::Key;
+pub(crate) use built::full;
+
 /// Keys longer than this many bytes are shortened to a prefix and a hash.
 pub const MAX_KEY_LEN: usize = 512;
 
