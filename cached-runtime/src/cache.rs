@@ -221,23 +221,23 @@ impl Cache {
     }
 
     /// Deletes entries by their key relative to the namespace (`"user:42"` deletes
-    /// `app:user:42`), in one round trip. Returns how many existed.
+    /// `app:user:42`) as `#[invalidates]` does — with their leases, so that a load in flight
+    /// cannot store its older value, telling the other instances — in one round trip per hash
+    /// slot. Returns how many existed. Unlike [`remove`](Self::remove), a failure is returned,
+    /// not queued.
     ///
-    /// Values are not escaped here: pass keys exactly as the annotations render them.
+    /// Values are not escaped here: pass keys exactly as the annotations render them (or build
+    /// them with [`Key`](crate::Key)).
     pub async fn delete(&self, keys: &[&str]) -> Result<u64, Error> {
         let full: Vec<String> = keys
             .iter()
             .map(|k| key::full(&self.inner.namespace, k))
             .collect();
-        let groups = self.inner.store.by_slot(&full);
-        let deletes = groups
-            .iter()
-            .map(|group| self.timed(&group[0], self.inner.store.del(group)));
-        let mut deleted = 0;
-        for result in futures_util::future::join_all(deletes).await {
-            deleted += result?;
+        let outcome = self.invalidate_keys(&full).await;
+        match outcome.error {
+            Some(error) => Err(error),
+            None => Ok(outcome.deleted),
         }
-        Ok(deleted)
     }
 
     pub(crate) fn codec(&self) -> CodecKind {

@@ -260,11 +260,6 @@ pub(crate) async fn touch<C: ConnectionLike>(
     Ok(n == 1)
 }
 
-/// `keys` must share a hash slot.
-pub(crate) async fn del<C: ConnectionLike>(mut conn: C, keys: &[String]) -> Result<u64, Error> {
-    Ok(redis::cmd("DEL").arg(keys).query_async(&mut conn).await?)
-}
-
 pub(crate) async fn ping<C: ConnectionLike>(mut conn: C) -> Result<(), Error> {
     let _: String = redis::cmd("PING").query_async(&mut conn).await?;
     Ok(())

@@ -121,12 +121,6 @@ impl Memory {
         }
     }
 
-    pub(crate) fn del(&self, keys: &[String]) -> u64 {
-        keys.iter()
-            .map(|key| u64::from(self.map.remove(key).is_some()))
-            .sum()
-    }
-
     pub(crate) fn try_lease(&self, key: &str, token: &str, ttl: Duration) -> Lease {
         let mut leases = self.leases();
         let now = Instant::now();

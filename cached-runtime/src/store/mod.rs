@@ -332,11 +332,6 @@ impl Store {
         dispatch!(self, conn => commands::touch(conn, key, ttl).await, mem => Ok(mem.touch(key, ttl)))
     }
 
-    /// Deletes `keys` (of one hash slot) in one round trip; how many existed.
-    pub(crate) async fn del(&self, keys: &[String]) -> Result<u64, Error> {
-        dispatch!(self, conn => commands::del(conn, keys).await, mem => Ok(mem.del(keys)))
-    }
-
     pub(crate) async fn ping(&self) -> Result<(), Error> {
         dispatch!(self, conn => commands::ping(conn).await, _mem => Ok(()))
     }
