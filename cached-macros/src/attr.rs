@@ -45,7 +45,7 @@ impl Kind {
                 "crate",
             ],
             Kind::Invalidates => &["key", "keys", "tags", "cache", "crate"],
-            Kind::CachePut => &["key", "ttl", "cache", "crate"],
+            Kind::CachePut => &["key", "ttl", "tags", "cache", "crate"],
         }
     }
 

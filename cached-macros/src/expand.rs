@@ -355,9 +355,17 @@ fn generate(
             let key = Ident::new("__key", Span::mixed_site());
             let template = &templates[0];
             let ops = quote_spanned!(ret_span=> #krate::__private::put_ops::<#ret, _>(#probe));
-            quote! {
-                let #key = #krate::__private::key(#cache, #template);
-                #krate::__private::cache_put(#cache, #key, #site_ref, #ops, async #async_body).await
+            if tags.is_empty() {
+                quote! {
+                    let #key = #krate::__private::key(#cache, #template);
+                    #krate::__private::cache_put(#cache, #key, #site_ref, #ops, async #async_body).await
+                }
+            } else {
+                quote! {
+                    let #key = #krate::__private::key(#cache, #template);
+                    let #tags_ident = #krate::__private::tags(#cache, &[#((#tags)),*]);
+                    #krate::__private::cache_put_tagged(#cache, #key, #tags_ident, #site_ref, #ops, async #async_body).await
+                }
             }
         }
         Kind::Invalidates => {

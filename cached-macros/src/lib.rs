@@ -127,6 +127,7 @@ pub fn invalidates(args: TokenStream, item: TokenStream) -> TokenStream {
 /// |---|---|
 /// | `key = "user:<id>"` | required; a key template, as in `#[cache_aside]` |
 /// | `ttl = 600` | required; seconds the stored value lives, > 0 |
+/// | `tags = ["category:<cat>", "products"]` | the entry carries these tags, as a `#[cache_aside]` load's does: invalidating one of them (`#[invalidates(tags = ...)]`, `Cache::invalidate_tags`) voids it, also when that lands while the body runs. Their versions are read before the body (one more round trip); if that fails, the key is deleted instead of stored |
 /// | `cache = self.cache` | as in `#[cache_aside]` |
 /// | `crate = "cached_runtime"` | as in `#[cache_aside]` |
 ///

@@ -1,5 +1,5 @@
-//! Tags and cascade invalidation: `tags = [...]` on `#[cache_aside]`, `#[invalidates(tags)]`
-//! and `Cache::invalidate_tags`, on a Redis of its own, the shared 3-primary cluster (where one
+//! Tags and cascade invalidation: `tags = [...]` on `#[cache_aside]` and `#[cache_put]`,
+//! `#[invalidates(tags)]` and `Cache::invalidate_tags`, on a Redis of its own, the shared 3-primary cluster (where one
 //! tag's entries live in many slots) and the memory backend.
 
 use std::{
@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use cached_runtime::{Cache, cache_aside, invalidates};
+use cached_runtime::{Cache, cache_aside, cache_put, invalidates};
 use serde::{Deserialize, Serialize};
 use tests::{TestRedis, backends};
 use tokio::sync::Notify;
@@ -117,6 +117,24 @@ impl Catalog {
         let mut products = self.db.products.lock().unwrap();
         products.get_mut(&id).ok_or(DbError)?.price = price;
         Ok(())
+    }
+
+    /// Write-through of a product, its entry carrying the same tags as `product`'s.
+    #[cache_put(
+        key = "product:<id>",
+        ttl = 600,
+        tags = ["category:<category>", "products"],
+        cache = self.cache
+    )]
+    async fn save(&self, id: u64, category: u32, price: u64) -> Option<Product> {
+        let product = Product {
+            id,
+            category,
+            price,
+        };
+        let mut products = self.db.products.lock().unwrap();
+        products.insert(id, product.clone());
+        Some(product)
     }
 
     #[invalidates(tags = ["products"], cache = self.cache)]
@@ -236,6 +254,90 @@ async fn an_untagged_reader_of_a_tagged_entry_still_honours_its_tags() {
         assert_eq!(catalog.loads() - before, 1, "{name}");
         assert_eq!(catalog.product(1, 5).await.unwrap().price, 130);
         assert_eq!(catalog.loads() - before, 1, "{name}: and then hits");
+    }
+}
+
+/// A tagged put's entry is served to the tagged and the untagged reader of its key, and
+/// invalidating one of its tags voids it for both, in this instance and another.
+#[tokio::test]
+async fn a_tagged_put_is_served_until_one_of_its_tags_is_invalidated() {
+    for (cache, redis) in backends().await {
+        let name = cache.backend_name();
+        let catalog = Catalog::new(cache.clone());
+        assert_eq!(catalog.save(1, 5, 140).await.unwrap().price, 140);
+        assert_eq!(catalog.product(1, 5).await.unwrap().price, 140, "{name}");
+        assert_eq!(catalog.product_untagged(1).await.unwrap().price, 140);
+        assert_eq!(
+            catalog.loads(),
+            0,
+            "{name}: both readers hit the put's entry"
+        );
+        if let Some(other) = second_instance(&cache, &redis).await {
+            let other = catalog.sharing(other);
+            assert_eq!(other.product(1, 5).await.unwrap().price, 140, "{name}");
+            assert_eq!(catalog.loads(), 0, "{name}: another instance hits it too");
+        }
+
+        // Changed behind the cache; the entry's category is invalidated.
+        catalog.set_in_db(1, 160);
+        assert_eq!(cache.invalidate_tags(&["category:5"]).await.unwrap(), 1);
+        assert_eq!(catalog.product(1, 5).await.unwrap().price, 160, "{name}");
+        assert_eq!(catalog.loads(), 1, "{name}: reloaded");
+
+        // Put again; the untagged reader honours the put entry's tags.
+        catalog.save(1, 5, 170).await;
+        assert_eq!(catalog.product_untagged(1).await.unwrap().price, 170);
+        assert_eq!(catalog.loads(), 1, "{name}: a hit");
+        catalog.reprice_all(180).await.unwrap();
+        assert_eq!(
+            catalog.product_untagged(1).await.unwrap().price,
+            180,
+            "{name}: the put's entry carried `products`"
+        );
+        assert_eq!(catalog.loads(), 2, "{name}");
+
+        let stats = cache.stats();
+        let save = stats.function("save").unwrap();
+        assert_eq!((save.writes, save.put_failures), (2, 0), "{name}: {save:?}");
+    }
+}
+
+/// A put whose body runs while one of its tags is invalidated (its write may have missed the
+/// change the invalidation is for) stores an entry that is never served.
+#[tokio::test]
+async fn a_put_that_raced_a_tag_invalidation_is_never_served() {
+    struct Racing {
+        cache: Cache,
+        loads: AtomicU64,
+    }
+    impl Racing {
+        #[cache_put(key = "row:<id>", ttl = 600, tags = ["group:<group>"], cache = self.cache)]
+        async fn save(&self, id: u64, group: u32, value: u64) -> u64 {
+            let _ = id;
+            // Another writer changes the group and invalidates it while this write runs.
+            self.cache
+                .invalidate_tags(&[&format!("group:{group}")])
+                .await
+                .unwrap();
+            value
+        }
+
+        #[cache_aside(key = "row:<id>", ttl = 600, tags = ["group:<group>"], cache = self.cache)]
+        async fn get(&self, id: u64, group: u32) -> u64 {
+            let _ = (id, group);
+            self.loads.fetch_add(1, SeqCst);
+            0
+        }
+    }
+    for (cache, _redis) in backends().await {
+        let name = cache.backend_name();
+        let racing = Racing {
+            cache: cache.clone(),
+            loads: AtomicU64::new(0),
+        };
+        assert_eq!(racing.save(1, 2, 42).await, 42);
+        assert_eq!(racing.get(1, 2).await, 0, "{name}: the raced entry is void");
+        assert_eq!(racing.loads.load(SeqCst), 1, "{name}");
     }
 }
 
