@@ -9,7 +9,7 @@ use crate::{
     detach,
     errors::Errors,
     item::{self, Body, ItemFn, Param},
-    template::{self, Piece},
+    template::{self, Of, Piece},
 };
 
 /// Expands one attribute. On any error the user's function comes back unchanged beside the
@@ -32,12 +32,12 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, input: TokenStream) -> Token
     if let Some(option) = detach::reason(&args) {
         detach::check(&item.sig, option, &mut borrows);
     }
-    let mut template = |lit: &LitStr| {
-        let pieces = template::parse(lit, &mut errors);
+    let mut template = |lit: &LitStr, of| {
+        let pieces = template::parse(lit, of, &mut errors);
         segments(lit, &pieces, &item, &params, &mut errors)
     };
-    let templates: Vec<TokenStream> = args.keys.iter().map(&mut template).collect();
-    let tags: Vec<TokenStream> = args.tags.iter().map(&mut template).collect();
+    let templates: Vec<TokenStream> = args.keys.iter().map(|t| template(t, Of::Key)).collect();
+    let tags: Vec<TokenStream> = args.tags.iter().map(|t| template(t, Of::Tag)).collect();
     if !errors.is_empty() || !borrows.is_empty() {
         // The function as written, so that nothing else fails; parameters used only in the
         // key would look unused, which is not the problem to report.
