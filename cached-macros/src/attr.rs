@@ -45,7 +45,7 @@ impl Kind {
                 "crate",
             ],
             Kind::Invalidates => &["key", "keys", "tags", "cache", "crate"],
-            Kind::CachePut => &["key", "ttl", "cache", "crate"],
+            Kind::CachePut => &["key", "ttl", "tags", "cache", "crate"],
         }
     }
 
@@ -533,6 +533,7 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
     all_keys.extend(keys.get().into_iter().flatten());
     seen.extend(claimed.iter().map(|n| (*n).to_owned()));
     let given = |n: &str| seen.iter().any(|s| s == n);
+    let tags_span = tags.name_span();
     let tags = tags.get().unwrap_or_default();
     let tags_alone = kind == Kind::Invalidates && given("tags");
     if all_keys.is_empty() && !given("key") && !given("keys") && !tags_alone {
@@ -578,6 +579,7 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Args 
         ("early_refresh", early_refresh.name_span()),
         ("fail_safe", fail_safe.name_span()),
         ("timeout", timeout.name_span()),
+        ("tags", tags_span),
     ];
     let (timeout, fail_safe, early_refresh) = (timeout.get(), fail_safe.get(), early_refresh.get());
     let sliding = sliding.get().unwrap_or(false);
@@ -625,8 +627,11 @@ fn contradicts_sliding(option: &str) -> String {
         "fail_safe" => {
             "`fail_safe` keeps a value in Redis past its TTL, and a sliding entry lives exactly `ttl` past its last hit"
         }
-        _ => {
+        "timeout" => {
             "`timeout` needs a cached value to stand in for a slow load (one kept past its TTL by `fail_safe`, or one being refreshed early by `early_refresh`), and a sliding entry can have neither"
+        }
+        _ => {
+            return "`tags` cannot be combined with `sliding = true`: a sliding entry can outlive its `ttl`, but its tags' versions are kept only for the `ttl` it was stored with, so after `ttl` every hit would be a miss; remove `tags` and invalidate the entry by its key (`#[invalidates(key = \"...\")]`), or drop `sliding = true` to keep a fixed expiry".to_owned();
         }
     };
     format!(

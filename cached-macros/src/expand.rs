@@ -9,7 +9,7 @@ use crate::{
     detach,
     errors::Errors,
     item::{self, Body, ItemFn, Param},
-    template::{self, Piece},
+    template::{self, Of, Piece},
 };
 
 /// Expands one attribute. On any error the user's function comes back unchanged beside the
@@ -32,12 +32,12 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, input: TokenStream) -> Token
     if let Some(option) = detach::reason(&args) {
         detach::check(&item.sig, option, &mut borrows);
     }
-    let mut template = |lit: &LitStr| {
-        let pieces = template::parse(lit, &mut errors);
+    let mut template = |lit: &LitStr, of| {
+        let pieces = template::parse(lit, of, &mut errors);
         segments(lit, &pieces, &item, &params, &mut errors)
     };
-    let templates: Vec<TokenStream> = args.keys.iter().map(&mut template).collect();
-    let tags: Vec<TokenStream> = args.tags.iter().map(&mut template).collect();
+    let templates: Vec<TokenStream> = args.keys.iter().map(|t| template(t, Of::Key)).collect();
+    let tags: Vec<TokenStream> = args.tags.iter().map(|t| template(t, Of::Tag)).collect();
     if !errors.is_empty() || !borrows.is_empty() {
         // The function as written, so that nothing else fails; parameters used only in the
         // key would look unused, which is not the problem to report.
@@ -357,9 +357,17 @@ fn generate(
             let key = Ident::new("__key", Span::mixed_site());
             let template = &templates[0];
             let ops = quote_spanned!(ret_span=> #krate::__private::put_ops::<#ret, _>(#probe));
-            quote! {
-                let #key = #krate::__private::key(#cache, #template);
-                #krate::__private::cache_put(#cache, #key, #site_ref, #ops, async #async_body).await
+            if tags.is_empty() {
+                quote! {
+                    let #key = #krate::__private::key(#cache, #template);
+                    #krate::__private::cache_put(#cache, #key, #site_ref, #ops, async #async_body).await
+                }
+            } else {
+                quote! {
+                    let #key = #krate::__private::key(#cache, #template);
+                    let #tags_ident = #krate::__private::tags(#cache, &[#((#tags)),*]);
+                    #krate::__private::cache_put_tagged(#cache, #key, #tags_ident, #site_ref, #ops, async #async_body).await
+                }
             }
         }
         Kind::Invalidates => {

@@ -34,7 +34,7 @@ use proc_macro::TokenStream;
 /// | `early_refresh = 1.0` | XFetch β: refresh a hot value in the background, probabilistically, before it expires, so callers never see it expire |
 /// | `fail_safe = 3600` | seconds past `ttl` an expired value may stand in for a body that fails (`Err`) |
 /// | `timeout = 250` | with `fail_safe` or `early_refresh`: milliseconds a caller waits for a load while a cached value could stand in; then it gets that value, and the load goes on in the background and is stored |
-/// | `sliding = true` | sliding expiration: every hit resets the entry's TTL to `ttl` in the same round trip (`GETEX`), so an entry read at least once per `ttl` never expires; not with `stale`, `early_refresh`, `fail_safe` or `timeout`, which assume a fixed expiry. A `None` still expires `null_ttl` after it was stored |
+/// | `sliding = true` | sliding expiration: every hit resets the entry's TTL to `ttl` in the same round trip (`GETEX`), so an entry read at least once per `ttl` never expires; not with `stale`, `early_refresh`, `fail_safe`, `timeout` or `tags`, which assume a fixed expiry. A `None` still expires `null_ttl` after it was stored |
 /// | `cache = self.cache` | any expression giving a `Cache`, `&Cache`, `Arc<Cache>` or `Option` of them; default the global cache |
 /// | `crate = "cached_runtime"` | path of the runtime crate, if renamed |
 ///
@@ -127,6 +127,7 @@ pub fn invalidates(args: TokenStream, item: TokenStream) -> TokenStream {
 /// |---|---|
 /// | `key = "user:<id>"` | required; a key template, as in `#[cache_aside]` |
 /// | `ttl = 600` | required; seconds the stored value lives, > 0 |
+/// | `tags = ["category:<cat>", "products"]` | the entry carries these tags, as a `#[cache_aside]` load's does: invalidating one of them (`#[invalidates(tags = ...)]`, `Cache::invalidate_tags`) voids it, also when that lands while the body runs. Their versions are read before the body (one more round trip); if that fails, the key is deleted instead of stored |
 /// | `cache = self.cache` | as in `#[cache_aside]` |
 /// | `crate = "cached_runtime"` | as in `#[cache_aside]` |
 ///

@@ -1,8 +1,31 @@
-//! Key templates: literal text with `<param>` / `<param.field>` placeholders.
+//! Key and tag templates: literal text with `<param>` / `<param.field>` placeholders.
 
 use syn::LitStr;
 
 use crate::errors::Errors;
+
+/// What a template renders, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Of {
+    Key,
+    Tag,
+}
+
+impl Of {
+    fn name(self) -> &'static str {
+        match self {
+            Of::Key => "key",
+            Of::Tag => "tag",
+        }
+    }
+
+    fn example(self) -> &'static str {
+        match self {
+            Of::Key => "`key = \"user:<id>\"`",
+            Of::Tag => "`tags = [\"category:<cat>\"]`",
+        }
+    }
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Piece {
@@ -15,9 +38,10 @@ pub(crate) enum Piece {
 /// them could collide with a value, or read as a glob pattern or a cluster hash tag.
 const FORBIDDEN: &[char] = &['*', '?', '[', ']', '\\', '{', '}', '%', '#'];
 
-/// Parses a template; problems go into `errors` (all at the literal's span, with the
-/// placeholder named in the message).
-pub(crate) fn parse(lit: &LitStr, errors: &mut Errors) -> Vec<Piece> {
+/// Parses a template of a key or a tag (`of`); problems go into `errors` (all at the literal's
+/// span, with the placeholder named in the message).
+pub(crate) fn parse(lit: &LitStr, of: Of, errors: &mut Errors) -> Vec<Piece> {
+    let (what, example) = (of.name(), of.example());
     let text = lit.value();
     let span = lit.span();
     let before = errors.is_empty();
@@ -27,13 +51,15 @@ pub(crate) fn parse(lit: &LitStr, errors: &mut Errors) -> Vec<Piece> {
     if text.is_empty() {
         errors.push(
             span,
-            "the key template is empty; write e.g. `key = \"user:<id>\"`",
+            format!("the {what} template is empty; write e.g. {example}"),
         );
     }
     if text.starts_with(':') {
         errors.push(
             span,
-            "the key template starts with `:`; the namespace separator is added for you, write e.g. `key = \"user:<id>\"`",
+            format!(
+                "the {what} template starts with `:`; the namespace separator is added for you, write e.g. {example}"
+            ),
         );
     }
     while let Some(c) = chars.next() {
@@ -52,7 +78,7 @@ pub(crate) fn parse(lit: &LitStr, errors: &mut Errors) -> Vec<Piece> {
                     errors.push(
                         span,
                         format!(
-                            "unclosed placeholder `<{inner}` in key template; close it with `>`"
+                            "unclosed placeholder `<{inner}` in {what} template; close it with `>`"
                         ),
                     );
                     break;
@@ -61,7 +87,9 @@ pub(crate) fn parse(lit: &LitStr, errors: &mut Errors) -> Vec<Piece> {
                 if name.is_empty() {
                     errors.push(
                         span,
-                        "empty placeholder `<>` in key template; name a parameter, e.g. `<id>`",
+                        format!(
+                            "empty placeholder `<>` in {what} template; name a parameter, e.g. `<id>`"
+                        ),
                     );
                     continue;
                 }
@@ -84,7 +112,7 @@ pub(crate) fn parse(lit: &LitStr, errors: &mut Errors) -> Vec<Piece> {
                     errors.push(
                         span,
                         format!(
-                            "placeholders `<{}>` and `<{name}>` touch; separate them with `:` (e.g. `<{}>:<{name}>`) so that keys stay unambiguous",
+                            "placeholders `<{}>` and `<{name}>` touch; separate them with `:` (e.g. `<{}>:<{name}>`) so that {what}s stay unambiguous",
                             prev.join("."),
                             prev.join(".")
                         ),
@@ -97,7 +125,7 @@ pub(crate) fn parse(lit: &LitStr, errors: &mut Errors) -> Vec<Piece> {
                         errors.push(
                             span,
                             format!(
-                                "placeholders `<{}>` and `<{name}>` are separated by `{literal}`, which values may contain; put a `:` between them (e.g. `<{}>:<{name}>`) so that keys stay unambiguous",
+                                "placeholders `<{}>` and `<{name}>` are separated by `{literal}`, which values may contain; put a `:` between them (e.g. `<{}>:<{name}>`) so that {what}s stay unambiguous",
                                 prev.join("."),
                                 prev.join(".")
                             ),
@@ -108,13 +136,16 @@ pub(crate) fn parse(lit: &LitStr, errors: &mut Errors) -> Vec<Piece> {
                 pieces.push(Piece::Place(path));
             }
             '>' => {
-                errors.push(span, "`>` without a matching `<` in key template");
+                errors.push(
+                    span,
+                    format!("`>` without a matching `<` in {what} template"),
+                );
             }
             c if FORBIDDEN.contains(&c) || c.is_whitespace() || c.is_control() => {
                 errors.push(
                     span,
                     format!(
-                        "key template contains {c:?}; use letters, digits, `:`, `-`, `_`, `.` and `<placeholders>` (values are escaped for you)"
+                        "{what} template contains {c:?}; use letters, digits, `:`, `-`, `_`, `.` and `<placeholders>` (values are escaped for you)"
                     ),
                 );
             }
@@ -146,15 +177,23 @@ mod tests {
 
     fn ok(t: &str) -> Vec<Piece> {
         let mut e = Errors::default();
-        let p = parse(&LitStr::new(t, proc_macro2::Span::call_site()), &mut e);
+        let p = parse(
+            &LitStr::new(t, proc_macro2::Span::call_site()),
+            Of::Key,
+            &mut e,
+        );
         assert!(e.is_empty(), "{t}: {}", e.into_compile_errors());
         p
     }
 
-    fn err(t: &str) -> String {
+    fn err_of(t: &str, of: Of) -> String {
         let mut e = Errors::default();
-        parse(&LitStr::new(t, proc_macro2::Span::call_site()), &mut e);
+        parse(&LitStr::new(t, proc_macro2::Span::call_site()), of, &mut e);
         e.into_compile_errors().to_string()
+    }
+
+    fn err(t: &str) -> String {
+        err_of(t, Of::Key)
     }
 
     #[test]
@@ -189,5 +228,13 @@ mod tests {
         assert!(err(":user").contains("starts with `:`"));
         assert!(err("<a-b>").contains("not a parameter name"));
         assert!(err("a>b").contains("without a matching"));
+    }
+
+    #[test]
+    fn tag_templates_are_named_so() {
+        assert!(err_of("category:*", Of::Tag).contains("tag template contains '*'"));
+        assert!(err_of("", Of::Tag).contains("the tag template is empty"));
+        assert!(err_of("<a><b>", Of::Tag).contains("tags stay unambiguous"));
+        assert!(!err_of("<a", Of::Tag).contains("key"));
     }
 }

@@ -25,7 +25,7 @@ use crate::{
     stats::{Counters, Registry, Stats},
     store::{Lease, Raw, Store},
     wire::{
-        codec::CodecKind,
+        codec::{self, CodecKind},
         key::{self, KeyPart},
     },
 };
@@ -477,12 +477,24 @@ impl Cache {
         self.inner.pending.defer_tags(tags);
     }
 
-    /// Whether `key` has a delete queued for retry in this cache: its cached value may be one
-    /// that a write replaced, and is not served until the delete lands. One relaxed load when
-    /// nothing is queued.
+    /// Whether this cache holds back entries of `key` for a function with `tags` (full names)
+    /// before reading them: a delete of the key, or an invalidation of one of the tags, is
+    /// queued for retry, so the cached value may be one that a write replaced; it is not
+    /// served until the queue lands. One relaxed load per kind when nothing is queued.
     #[inline]
-    pub(crate) fn is_pending(&self, key: &str) -> bool {
-        self.inner.pending.holds(key)
+    pub(crate) fn holds(&self, key: &str, tags: &[String]) -> bool {
+        let pending = &self.inner.pending;
+        pending.holds(key) || (pending.holds_tags() && tags.iter().any(|t| pending.holds_tag(t)))
+    }
+
+    /// Whether the entry `raw` carries a tag whose invalidation is queued for retry in this
+    /// cache: it is not served until that lands. One relaxed load when no tag is queued.
+    #[inline]
+    pub(crate) fn holds_entry(&self, raw: &[u8]) -> bool {
+        let pending = &self.inner.pending;
+        pending.holds_tags()
+            && codec::is_tagged(raw)
+            && codec::stamps(raw).is_ok_and(|mut stamps| stamps.any(|s| pending.holds_tag(s.tag)))
     }
 
     /// The TTLs of a site, jittered.
@@ -575,6 +587,7 @@ impl Inner {
         let tags = self.pending.take_tags();
         if !tags.is_empty() {
             let outcome = cache.invalidate_tag_names(&tags).await;
+            self.pending.landed_tags(&tags, &outcome.failed);
             self.pending
                 .settle_tags(tags.len() - outcome.failed.len(), outcome.failed);
         }

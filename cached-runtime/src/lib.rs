@@ -126,7 +126,7 @@ pub mod __private {
     pub use crate::patterns::aside::{cache_aside, cache_aside_tagged};
     pub use crate::patterns::body::{Body, Detached, owned};
     pub use crate::patterns::invalidate::{invalidate, invalidate_tagged};
-    pub use crate::patterns::put::{PutOps, cache_put, put_ops};
+    pub use crate::patterns::put::{PutOps, cache_put, cache_put_tagged, put_ops};
     pub use crate::patterns::shape::{Outcome, Plain, PlainProbe, Probe, Res, Shape, ops, probe};
     pub use crate::patterns::target::{CacheRef, Global, Template, key, keys, tags};
     pub use crate::patterns::value::Share;

@@ -1,6 +1,7 @@
 //! Invalidations that failed twice, kept for a background retry (the cache's retry loop
 //! applies them once the store answers again). Until a key's delete lands, this process does
-//! not serve the key's cached value (see [`Pending::holds`]).
+//! not serve the key's cached value (see [`Pending::holds`]); until a tag's invalidation lands,
+//! it serves no entry that carries the tag (see [`Pending::holds_tag`]).
 
 use std::{
     collections::HashMap,
@@ -26,19 +27,67 @@ pub(crate) struct Pending {
     /// The keys queued (in `keys` or being retried) until their delete lands, each with how
     /// many times it is queued: their cached values are not served meanwhile.
     held: Held,
+    /// The same for the tags queued in `tags`: entries that carry them are not served.
+    held_tags: Held,
 }
 
-/// The keys with a queued delete, for [`Pending::holds`].
+/// The keys (or tags) with a queued invalidation, for [`Pending::holds`] and
+/// [`Pending::holds_tag`].
 #[derive(Debug, Default)]
 struct Held {
-    keys: Mutex<HashMap<String, usize>>,
-    /// How many keys `keys` has: what a read checks first (one relaxed load when it is 0).
+    names: Mutex<HashMap<String, usize>>,
+    /// How many names `names` has: what a read checks first (one relaxed load when it is 0).
     len: AtomicUsize,
 }
 
 impl Held {
-    fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
-        self.keys.lock().unwrap_or_else(|e| e.into_inner())
+    fn names(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.names.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks `names` as queued, once more each.
+    fn hold(&self, names: &[String]) {
+        let mut held = self.names();
+        for name in names {
+            *held.entry(name.clone()).or_default() += 1;
+        }
+        self.len.store(held.len(), Relaxed);
+    }
+
+    /// After a retry of `tried`: those not in `failed` landed (each occurrence in `failed`
+    /// keeps one of its name's).
+    fn landed(&self, tried: &[String], failed: &[String]) {
+        let mut failed: Vec<&String> = failed.iter().collect();
+        let mut held = self.names();
+        for name in tried {
+            if let Some(at) = failed.iter().position(|f| *f == name) {
+                failed.swap_remove(at);
+                continue;
+            }
+            if let Some(count) = held.get_mut(name) {
+                *count -= 1;
+                if *count == 0 {
+                    held.remove(name);
+                }
+            }
+        }
+        self.len.store(held.len(), Relaxed);
+    }
+
+    /// Whether any name is held: one relaxed load.
+    #[inline]
+    fn any(&self) -> bool {
+        self.len.load(Relaxed) != 0
+    }
+
+    #[inline]
+    fn holds(&self, name: &str) -> bool {
+        self.any() && self.holds_slow(name)
+    }
+
+    #[cold]
+    fn holds_slow(&self, name: &str) -> bool {
+        self.names().contains_key(name)
     }
 }
 
@@ -67,6 +116,25 @@ impl Pending {
         }
         pending.extend_from_slice(tags);
         self.deferred.fetch_add(tags.len() as u64, Relaxed);
+        self.held_tags.hold(tags);
+    }
+
+    /// After a retry of the tags `tried`: those not in `failed` were invalidated (as
+    /// [`landed`](Self::landed) for keys).
+    pub(crate) fn landed_tags(&self, tried: &[String], failed: &[String]) {
+        self.held_tags.landed(tried, failed);
+    }
+
+    /// Whether `tag` (a full name) has an invalidation queued that has not landed yet.
+    #[inline]
+    pub(crate) fn holds_tag(&self, tag: &str) -> bool {
+        self.held_tags.holds(tag)
+    }
+
+    /// Whether any tag has an invalidation queued: one relaxed load.
+    #[inline]
+    pub(crate) fn holds_tags(&self) -> bool {
+        self.held_tags.any()
     }
 
     /// The tags to retry now (empty if none).
@@ -104,47 +172,19 @@ impl Pending {
         }
         pending.extend_from_slice(keys);
         self.deferred.fetch_add(keys.len() as u64, Relaxed);
-        self.hold(keys);
-    }
-
-    /// Marks `keys` as queued: [`holds`](Self::holds) says so until their delete lands.
-    fn hold(&self, keys: &[String]) {
-        let mut held = self.held.keys();
-        for key in keys {
-            *held.entry(key.clone()).or_default() += 1;
-        }
-        self.held.len.store(held.len(), Relaxed);
+        self.held.hold(keys);
     }
 
     /// After a retry of `tried`: the keys not in `failed` were deleted (each occurrence in
     /// `failed` keeps one of its key's).
     pub(crate) fn landed(&self, tried: &[String], failed: &[String]) {
-        let mut failed: Vec<&String> = failed.iter().collect();
-        let mut held = self.held.keys();
-        for key in tried {
-            if let Some(at) = failed.iter().position(|f| *f == key) {
-                failed.swap_remove(at);
-                continue;
-            }
-            if let Some(count) = held.get_mut(key) {
-                *count -= 1;
-                if *count == 0 {
-                    held.remove(key);
-                }
-            }
-        }
-        self.held.len.store(held.len(), Relaxed);
+        self.held.landed(tried, failed);
     }
 
     /// Whether `key` has a delete queued that has not landed yet.
     #[inline]
     pub(crate) fn holds(&self, key: &str) -> bool {
-        self.held.len.load(Relaxed) != 0 && self.held_slow(key)
-    }
-
-    #[cold]
-    fn held_slow(&self, key: &str) -> bool {
-        self.held.keys().contains_key(key)
+        self.held.holds(key)
     }
 
     /// The keys to retry now (empty if none).
@@ -206,5 +246,24 @@ mod tests {
         pending.settle(1, Vec::new());
         assert!(!pending.holds("a"));
         assert_eq!(pending.held.len.load(Relaxed), 0);
+    }
+
+    /// A tag is held from its deferral until its queued invalidation lands.
+    #[test]
+    fn tags_are_held_until_their_invalidation_lands() {
+        let pending = Pending::default();
+        assert!(!pending.holds_tags());
+        pending.defer_tags(&keys(&["app:t1", "app:t2"]));
+        assert!(pending.holds_tags() && pending.holds_tag("app:t1"));
+        assert!(!pending.holds("app:t1"), "a tag is not a key");
+        let taken = pending.take_tags();
+        assert!(pending.holds_tag("app:t2"), "taken, not landed");
+        pending.landed_tags(&taken, &keys(&["app:t2"]));
+        pending.settle_tags(1, keys(&["app:t2"]));
+        assert!(!pending.holds_tag("app:t1"));
+        assert!(pending.holds_tag("app:t2"));
+        let taken = pending.take_tags();
+        pending.landed_tags(&taken, &[]);
+        assert!(!pending.holds_tags());
     }
 }

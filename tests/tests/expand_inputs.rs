@@ -12,6 +12,8 @@ mod cache_aside_policy;
 mod cache_aside_sliding;
 #[path = "../expand/cache_put.rs"]
 mod cache_put;
+#[path = "../expand/cache_put_tags.rs"]
+mod cache_put_tags;
 #[path = "../expand/invalidates.rs"]
 mod invalidates;
 

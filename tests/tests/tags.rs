@@ -1,5 +1,5 @@
-//! Tags and cascade invalidation: `tags = [...]` on `#[cache_aside]`, `#[invalidates(tags)]`
-//! and `Cache::invalidate_tags`, on a Redis of its own, the shared 3-primary cluster (where one
+//! Tags and cascade invalidation: `tags = [...]` on `#[cache_aside]` and `#[cache_put]`,
+//! `#[invalidates(tags)]` and `Cache::invalidate_tags`, on a Redis of its own, the shared 3-primary cluster (where one
 //! tag's entries live in many slots) and the memory backend.
 
 use std::{
@@ -11,9 +11,9 @@ use std::{
     time::Duration,
 };
 
-use cached_runtime::{Cache, cache_aside, invalidates};
+use cached_runtime::{Cache, cache_aside, cache_put, invalidates};
 use serde::{Deserialize, Serialize};
-use tests::{TestRedis, backends};
+use tests::{RedisCluster, RedisServer, TestRedis, backends};
 use tokio::sync::Notify;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +117,24 @@ impl Catalog {
         let mut products = self.db.products.lock().unwrap();
         products.get_mut(&id).ok_or(DbError)?.price = price;
         Ok(())
+    }
+
+    /// Write-through of a product, its entry carrying the same tags as `product`'s.
+    #[cache_put(
+        key = "product:<id>",
+        ttl = 600,
+        tags = ["category:<category>", "products"],
+        cache = self.cache
+    )]
+    async fn save(&self, id: u64, category: u32, price: u64) -> Option<Product> {
+        let product = Product {
+            id,
+            category,
+            price,
+        };
+        let mut products = self.db.products.lock().unwrap();
+        products.insert(id, product.clone());
+        Some(product)
     }
 
     #[invalidates(tags = ["products"], cache = self.cache)]
@@ -236,6 +254,90 @@ async fn an_untagged_reader_of_a_tagged_entry_still_honours_its_tags() {
         assert_eq!(catalog.loads() - before, 1, "{name}");
         assert_eq!(catalog.product(1, 5).await.unwrap().price, 130);
         assert_eq!(catalog.loads() - before, 1, "{name}: and then hits");
+    }
+}
+
+/// A tagged put's entry is served to the tagged and the untagged reader of its key, and
+/// invalidating one of its tags voids it for both, in this instance and another.
+#[tokio::test]
+async fn a_tagged_put_is_served_until_one_of_its_tags_is_invalidated() {
+    for (cache, redis) in backends().await {
+        let name = cache.backend_name();
+        let catalog = Catalog::new(cache.clone());
+        assert_eq!(catalog.save(1, 5, 140).await.unwrap().price, 140);
+        assert_eq!(catalog.product(1, 5).await.unwrap().price, 140, "{name}");
+        assert_eq!(catalog.product_untagged(1).await.unwrap().price, 140);
+        assert_eq!(
+            catalog.loads(),
+            0,
+            "{name}: both readers hit the put's entry"
+        );
+        if let Some(other) = second_instance(&cache, &redis).await {
+            let other = catalog.sharing(other);
+            assert_eq!(other.product(1, 5).await.unwrap().price, 140, "{name}");
+            assert_eq!(catalog.loads(), 0, "{name}: another instance hits it too");
+        }
+
+        // Changed behind the cache; the entry's category is invalidated.
+        catalog.set_in_db(1, 160);
+        assert_eq!(cache.invalidate_tags(&["category:5"]).await.unwrap(), 1);
+        assert_eq!(catalog.product(1, 5).await.unwrap().price, 160, "{name}");
+        assert_eq!(catalog.loads(), 1, "{name}: reloaded");
+
+        // Put again; the untagged reader honours the put entry's tags.
+        catalog.save(1, 5, 170).await;
+        assert_eq!(catalog.product_untagged(1).await.unwrap().price, 170);
+        assert_eq!(catalog.loads(), 1, "{name}: a hit");
+        catalog.reprice_all(180).await.unwrap();
+        assert_eq!(
+            catalog.product_untagged(1).await.unwrap().price,
+            180,
+            "{name}: the put's entry carried `products`"
+        );
+        assert_eq!(catalog.loads(), 2, "{name}");
+
+        let stats = cache.stats();
+        let save = stats.function("save").unwrap();
+        assert_eq!((save.writes, save.put_failures), (2, 0), "{name}: {save:?}");
+    }
+}
+
+/// A put whose body runs while one of its tags is invalidated (its write may have missed the
+/// change the invalidation is for) stores an entry that is never served.
+#[tokio::test]
+async fn a_put_that_raced_a_tag_invalidation_is_never_served() {
+    struct Racing {
+        cache: Cache,
+        loads: AtomicU64,
+    }
+    impl Racing {
+        #[cache_put(key = "row:<id>", ttl = 600, tags = ["group:<group>"], cache = self.cache)]
+        async fn save(&self, id: u64, group: u32, value: u64) -> u64 {
+            let _ = id;
+            // Another writer changes the group and invalidates it while this write runs.
+            self.cache
+                .invalidate_tags(&[&format!("group:{group}")])
+                .await
+                .unwrap();
+            value
+        }
+
+        #[cache_aside(key = "row:<id>", ttl = 600, tags = ["group:<group>"], cache = self.cache)]
+        async fn get(&self, id: u64, group: u32) -> u64 {
+            let _ = (id, group);
+            self.loads.fetch_add(1, SeqCst);
+            0
+        }
+    }
+    for (cache, _redis) in backends().await {
+        let name = cache.backend_name();
+        let racing = Racing {
+            cache: cache.clone(),
+            loads: AtomicU64::new(0),
+        };
+        assert_eq!(racing.save(1, 2, 42).await, 42);
+        assert_eq!(racing.get(1, 2).await, 0, "{name}: the raced entry is void");
+        assert_eq!(racing.loads.load(SeqCst), 1, "{name}");
     }
 }
 
@@ -403,4 +505,169 @@ async fn tag_invalidations_that_fail_are_retried_on_recovery() {
     }
     tokio::time::sleep(Duration::from_millis(1100)).await; // the breaker's cooldown
     assert_eq!(catalog.read_all().await, [50, 50, 50]);
+}
+
+/// A Redis that a test can freeze: the whole server, or the cluster node that serves the
+/// `products` tag's key.
+trait Freezable {
+    fn freeze(&self);
+    fn thaw(&self);
+    fn get(&self, key: &str) -> Option<Vec<u8>>;
+    fn set(&self, key: &str, value: &[u8]);
+}
+
+impl Freezable for RedisServer {
+    fn freeze(&self) {
+        self.pause();
+    }
+    fn thaw(&self) {
+        self.resume();
+    }
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.get_raw(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) {
+        self.set_raw(key, value);
+    }
+}
+
+/// A private cluster (pausing a node of the shared one would fail other tests) and the node
+/// to freeze.
+struct FrozenNode {
+    cluster: RedisCluster,
+    port: u16,
+}
+
+impl Freezable for FrozenNode {
+    fn freeze(&self) {
+        self.cluster.pause_node(self.port);
+    }
+    fn thaw(&self) {
+        self.cluster.resume_node(self.port);
+    }
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.cluster.get_raw(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) {
+        self.cluster.set_raw(key, value);
+    }
+}
+
+/// While a tag invalidation that failed is queued, this process serves no entry that carries
+/// the tag, to a reader that names it or one that does not, even when Redis still holds the
+/// entry and the tag's old version: Redis is frozen during the invalidation, then thawed and
+/// the tag's old version put back (as if the invalidation had been lost). A tagged put whose
+/// versions cannot be read meanwhile deletes its key instead. Once the queue lands, entries
+/// are served again. (The cache's breaker opens after two failed round trips and stays open
+/// for 3 s, so that the queue cannot land before the old version is back.) The memory backend
+/// cannot fail an invalidation, so nothing is ever queued there.
+async fn queued_tag_invalidation_blocks_serving(cache: Cache, redis: &impl Freezable, name: &str) {
+    let catalog = Catalog::new(cache.clone());
+    assert_eq!(catalog.product(1, 5).await.unwrap().price, 100);
+    assert_eq!(catalog.product(2, 5).await.unwrap().price, 100);
+    let tag_key = format!("{{{}:products}}:tag", cache.namespace());
+    let version = redis.get(&tag_key).expect("the tag has a version");
+
+    redis.freeze();
+    let started = std::time::Instant::now();
+    catalog.reprice_all(150).await.unwrap();
+    assert_eq!(catalog.save(2, 5, 300).await.unwrap().price, 300);
+    let took = started.elapsed();
+    redis.thaw();
+    assert!(
+        took < Duration::from_secs(2),
+        "{name}: the writes took {took:?}"
+    );
+    let stats = cache.stats();
+    let reprice = stats.function("reprice_all").unwrap();
+    assert_eq!(reprice.invalidation_failures, 1, "{name}: {reprice:?}");
+    let save = stats.function("save").unwrap();
+    assert_eq!(
+        (save.put_failures, save.writes),
+        (1, 0),
+        "{name}: the put's versions were not read: {save:?}"
+    );
+    // The tag's invalidation, and the put's delete if its key is on the frozen node too.
+    assert!(stats.invalidations_pending >= 1, "{name}: {stats:?}");
+    // What was sent during the freeze runs now; then the tag's old version is put back.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    redis.set(&tag_key, &version);
+
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let mut reads = 0;
+    let before = catalog.loads();
+    loop {
+        reads += 1;
+        let tagged = catalog.product(1, 5).await.unwrap().price;
+        let untagged = catalog.product_untagged(1).await.unwrap().price;
+        let put = catalog.product(2, 5).await.unwrap().price;
+        assert_eq!(
+            (tagged, untagged, put),
+            (150, 150, 300),
+            "{name}: read {reads}"
+        );
+        // Counted once it landed (a retry in flight has taken it out of the queue already).
+        let stats = cache.stats();
+        if stats.invalidations_recovered == stats.invalidations_deferred
+            || std::time::Instant::now() > until
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.invalidations_pending, stats.invalidations_recovered),
+        (0, stats.invalidations_deferred),
+        "{name}: {stats:?}"
+    );
+    println!(
+        "{name}: {reads} rounds of reads before the queue landed, {} ran a body",
+        catalog.loads() - before
+    );
+    // Landed: the next reads load and store; then they hit.
+    assert_eq!(catalog.product(1, 5).await.unwrap().price, 150, "{name}");
+    assert_eq!(catalog.product(2, 5).await.unwrap().price, 300, "{name}");
+    let before = catalog.loads();
+    assert_eq!(catalog.product(1, 5).await.unwrap().price, 150, "{name}");
+    assert_eq!(catalog.product_untagged(1).await.unwrap().price, 150);
+    assert_eq!(catalog.product(2, 5).await.unwrap().price, 300, "{name}");
+    assert_eq!(catalog.loads(), before, "{name}: hits again");
+}
+
+/// A cache whose round trips give up after 100 ms and whose breaker opens after two failures
+/// for 3 s.
+fn faulty(builder: cached_runtime::CacheBuilder) -> cached_runtime::CacheBuilder {
+    builder
+        .op_timeout(Duration::from_millis(100))
+        .circuit_breaker(2, Duration::from_secs(3))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_tag_invalidation_blocks_serving_its_entries_on_redis() {
+    let server = RedisServer::spawn();
+    let cache = faulty(Cache::builder().redis(server.url()).namespace("tagq"))
+        .build()
+        .await
+        .unwrap();
+    cache.ping().await.unwrap();
+    queued_tag_invalidation_blocks_serving(cache, &server, "redis").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_tag_invalidation_blocks_serving_its_entries_on_a_cluster() {
+    let cluster = RedisCluster::start(3, 0);
+    let namespace = "tagqc";
+    let cache = faulty(
+        Cache::builder()
+            .redis_cluster(cluster.urls())
+            .namespace(namespace),
+    )
+    .build()
+    .await
+    .unwrap();
+    cache.ping().await.unwrap();
+    let port = cluster.primary_for_key(&format!("{{{namespace}:products}}:tag"));
+    let node = FrozenNode { cluster, port };
+    queued_tag_invalidation_blocks_serving(cache, &node, "cluster").await;
 }

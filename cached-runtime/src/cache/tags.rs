@@ -51,26 +51,18 @@ impl Cache {
     pub(crate) async fn invalidate_tag_names(&self, tags: &[String]) -> Invalidated {
         let local = &self.inner.local;
         local.forget_all();
-        let tag_keys: Vec<String> = tags.iter().map(|t| tag_key(t)).collect();
-        let refs: Vec<&str> = tag_keys.iter().map(String::as_str).collect();
-        let groups = self.inner.store.slot_groups(&refs);
-        let steps = groups.iter().map(|group| {
-            let keys: Vec<String> = group.iter().map(|&i| tag_keys[i].clone()).collect();
-            let fresh: Vec<u64> = group.iter().map(|_| new_version()).collect();
-            async move {
-                self.timed(
-                    &keys[0],
-                    self.inner
-                        .store
-                        .invalidate_tags(&keys, &fresh, &self.inner.channel),
-                )
-                .await
-            }
-        });
-        let results = join_all(steps).await;
+        let results = self
+            .per_slot(tags, |keys| async move {
+                let fresh: Vec<u64> = keys.iter().map(|_| new_version()).collect();
+                self.inner
+                    .store
+                    .invalidate_tags(&keys, &fresh, &self.inner.channel)
+                    .await
+            })
+            .await;
         local.forget_all();
         let mut outcome = Invalidated::default();
-        for (group, result) in groups.iter().zip(results) {
+        for (group, result) in results {
             match result {
                 Ok(n) => outcome.deleted += n,
                 Err(error) => {
@@ -131,23 +123,13 @@ impl Cache {
 
     /// The current versions of `tags` (full names), without an entry.
     pub(crate) async fn tag_versions(&self, tags: &[&str]) -> Result<Vec<Option<u64>>, Error> {
-        let tag_keys: Vec<String> = tags.iter().map(|t| tag_key(t)).collect();
-        let refs: Vec<&str> = tag_keys.iter().map(String::as_str).collect();
-        let groups = self.inner.store.slot_groups(&refs);
-        let reads = groups.iter().map(|group| {
-            let keys: Vec<String> = group.iter().map(|&i| tag_keys[i].clone()).collect();
-            async move {
-                self.timed(&keys[0], self.inner.store.read_with_tags(None, &keys))
-                    .await
-            }
-        });
-        let mut versions = vec![None; tags.len()];
-        for (group, result) in groups.iter().zip(join_all(reads).await) {
-            for (&i, version) in group.iter().zip(result?.1) {
-                versions[i] = version;
-            }
-        }
-        Ok(versions)
+        let results = self
+            .per_slot(tags, |keys| async move {
+                let (_, versions) = self.inner.store.read_with_tags(None, &keys).await?;
+                Ok(versions)
+            })
+            .await;
+        scatter(results, tags.len(), None)
     }
 
     /// The versions of `tags` (full names) that a load beginning now stamps its entry with:
@@ -157,23 +139,49 @@ impl Cache {
         tags: &[String],
         ttl: Duration,
     ) -> Result<Vec<u64>, Error> {
-        let tag_keys: Vec<String> = tags.iter().map(|t| tag_key(t)).collect();
+        let results = self
+            .per_slot(tags, |keys| async move {
+                let fresh: Vec<u64> = keys.iter().map(|_| new_version()).collect();
+                self.inner.store.stamp_tags(&keys, &fresh, ttl).await
+            })
+            .await;
+        scatter(results, tags.len(), 0)
+    }
+
+    /// Runs `step` on the keys of `tags` (full names), once per hash slot, all at once, each a
+    /// round trip through the handle; returns each slot's group (indices into `tags`, in the
+    /// order `step` got their keys) with its result.
+    async fn per_slot<T, F, Fut>(&self, tags: &[impl AsRef<str>], step: F) -> PerSlot<T>
+    where
+        F: Fn(Vec<String>) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let tag_keys: Vec<String> = tags.iter().map(|t| tag_key(t.as_ref())).collect();
         let refs: Vec<&str> = tag_keys.iter().map(String::as_str).collect();
         let groups = self.inner.store.slot_groups(&refs);
         let steps = groups.iter().map(|group| {
             let keys: Vec<String> = group.iter().map(|&i| tag_keys[i].clone()).collect();
-            let fresh: Vec<u64> = group.iter().map(|_| new_version()).collect();
-            async move {
-                self.timed(&keys[0], self.inner.store.stamp_tags(&keys, &fresh, ttl))
-                    .await
-            }
+            let first = keys[0].clone();
+            let op = step(keys);
+            async move { self.timed(&first, op).await }
         });
-        let mut versions = vec![0; tags.len()];
-        for (group, result) in groups.iter().zip(join_all(steps).await) {
-            for (&i, version) in group.iter().zip(result?) {
-                versions[i] = version;
-            }
-        }
-        Ok(versions)
+        let results = join_all(steps).await;
+        groups.into_iter().zip(results).collect()
     }
+}
+
+/// What [`Cache::per_slot`] gives: each hash slot's group of tags (indices) with its step's
+/// result.
+type PerSlot<T> = Vec<(Vec<usize>, Result<T, Error>)>;
+
+/// The values of [`Cache::per_slot`]'s groups put back at their tags' places (`fill` where a
+/// group gave fewer), in a list of `len`; the first error, in the groups' order.
+fn scatter<V: Clone>(results: PerSlot<Vec<V>>, len: usize, fill: V) -> Result<Vec<V>, Error> {
+    let mut values = vec![fill; len];
+    for (group, result) in results {
+        for (&i, value) in group.iter().zip(result?) {
+            values[i] = value;
+        }
+    }
+    Ok(values)
 }

@@ -12,7 +12,12 @@ use super::{
     value::Ops,
 };
 use crate::{
-    cache::Cache, coord::flight::Role, error::Error, policy::Policy, stats::bump, store::Raw,
+    cache::Cache,
+    coord::flight::Role,
+    error::Error,
+    policy::Policy,
+    stats::{Counters, bump},
+    store::Raw,
     wire::codec,
 };
 
@@ -81,11 +86,11 @@ where
             return body.into_load().await;
         };
         let counters = cache.counters(site);
-        // A write's delete of this key failed and is queued: the cached value may be the one the
-        // write replaced. It is not served (nor overwritten) until the delete lands.
-        if cache.is_pending(&key) {
-            bump(&counters.misses);
-            tracing::debug!(function = site.name(), key, outcome = "pending_delete");
+        // May this process serve the key? Not while a write's delete of it, or its invalidation
+        // of one of the function's tags, failed and is queued: the cached value may be the one
+        // the write replaced. It is not served (nor overwritten) until the queue lands.
+        if cache.holds(&key, &tags) {
+            held(site, counters, &key);
             return body.into_load().await;
         }
         // Made where it is used rather than kept: a `Call` held across the awaits below would take
@@ -129,6 +134,13 @@ where
             && let Ok(Some(raw)) = std::mem::replace(&mut read, Ok(None))
         {
             read = Box::pin(checked(cache, raw, &tags, None)).await;
+        }
+        // Nor an entry that carries a tag whose invalidation is queued here.
+        if let Ok(Some(raw)) = &read
+            && cache.holds_entry(raw)
+        {
+            held(site, counters, &key);
+            return body.into_load().await;
         }
         match read {
             Ok(Some(raw)) if raw.len() > cache.max_value_size() => {
@@ -295,6 +307,17 @@ async fn refresh<R, B: Body<R>>(call: Call<'_, R>, current: R, stale: bool, body
     }
 }
 
+/// A call that does not serve the key's entry because an invalidation is queued (see
+/// [`Cache::holds`]): a miss, whose body's result is not stored.
+fn held(site: &Policy, counters: &Counters, key: &str) {
+    bump(&counters.misses);
+    tracing::debug!(
+        function = site.name(),
+        key,
+        outcome = "pending_invalidation"
+    );
+}
+
 /// Reads a tagged function's entry with its tags' versions: the entry if it may be served,
 /// else none (a miss).
 async fn read_tagged(cache: &Cache, key: &str, tags: &[String]) -> Result<Option<Raw>, Error> {
@@ -306,13 +329,17 @@ async fn read_tagged(cache: &Cache, key: &str, tags: &[String]) -> Result<Option
 }
 
 /// `raw` if it may be served (see [`tagged::valid`]), else none. A malformed tag section is
-/// left to the decode, which reports it and reloads.
+/// left to the decode, which reports it and reloads; an entry that carries a tag whose
+/// invalidation is queued, to the caller, which does not serve it (without reading its tags).
 pub(crate) async fn checked(
     cache: &Cache,
     raw: Raw,
     tags: &[String],
     known: Option<&[Option<u64>]>,
 ) -> Result<Option<Raw>, Error> {
+    if cache.holds_entry(&raw) {
+        return Ok(Some(raw));
+    }
     match tagged::valid(cache, &raw, tags, known).await {
         Ok(true) => Ok(Some(raw)),
         Ok(false) => Ok(None),

@@ -62,8 +62,8 @@ where
 
 /// Deletes every key and its lease and invalidates every tag, in one round trip per hash slot,
 /// all sent at once, retried once; what still fails is logged, counted and queued for a
-/// background retry (and the keys are not served from this cache until it lands). An `Err`
-/// says what failed and that it was queued.
+/// background retry (and neither the keys nor entries that carry the tags are served from this
+/// cache until it lands). An `Err` says what failed and that it was queued.
 pub(crate) async fn delete(
     cache: &Cache,
     site: &Policy,
@@ -111,7 +111,7 @@ pub(crate) async fn delete(
         ?keys,
         ?tags,
         %error,
-        "invalidation failed twice; queued for retry (until it lands this process does not serve these keys; other instances may, for at most the entries' TTL)"
+        "invalidation failed twice; queued for retry (until it lands this process does not serve these keys, nor entries that carry these tags; other instances may, for at most the entries' TTL)"
     );
     Err(error)
 }

@@ -506,6 +506,11 @@ async fn lead<R, F: Future<Output = R>>(
         let check = deadline.min(tokio::time::Instant::now() + LEASE_CHECK);
         match wait_for_fill(cache, key, check, counters, &registration.waiting, notified).await {
             Some(raw) => {
+                // It carries a tag whose invalidation is queued here: not served, and this
+                // load's result not stored (as for the read that found it).
+                if cache.holds_entry(&raw) {
+                    break None;
+                }
                 // Another process's load may have begun before a tag invalidation.
                 if !call.tags.is_empty() || codec::is_tagged(&raw) {
                     match tagged::valid(cache, &raw, call.tags, None).await {

@@ -1,13 +1,15 @@
 //! Write-through: what `#[cache_put]` expands into. The body (the write to the database) runs
 //! first; its result is then stored under the key, over whatever is there, voiding any load in
 //! flight for the key — or, for a `None`, the key is deleted. A write that fails deletes the
-//! key instead, so that the old value is never left behind.
+//! key instead, so that the old value is never left behind. With tags, the entry carries the
+//! versions its tags had before the body ran, as a load's does.
 
 use std::{future::Future, time::Duration, time::Instant};
 
 use super::{
     invalidate::delete,
     shape::Shape,
+    tagged,
     target::{CacheRef, uncached},
     value::{Encoded, unix_ms},
 };
@@ -28,7 +30,8 @@ use crate::{
 /// type, so an unmet `Serialize` bound is reported there).
 #[doc(hidden)]
 pub struct PutOps<R> {
-    plan: fn(CodecKind, &R, Duration, Ttls) -> Plan,
+    /// Codec, result, how long the body took, TTLs, the tags the entry carries.
+    plan: fn(CodecKind, &R, Duration, Ttls, &[Stamp<'_>]) -> Plan,
 }
 
 impl<R> Clone for PutOps<R> {
@@ -64,14 +67,20 @@ pub fn put_ops<R, S: Shape<R>>(_shape: S) -> PutOps<R> {
 /// Encodes a result exactly as a `#[cache_aside]` of the same value stores it (header, codec,
 /// jittered TTL); a top-level `Some(v)` is stored as `v` (see `wire/bare.rs`), so that readers
 /// returning `T` and `Option<T>` both read it.
-fn plan<R, S: Shape<R>>(codec: CodecKind, result: &R, took: Duration, ttls: Ttls) -> Plan {
+fn plan<R, S: Shape<R>>(
+    codec: CodecKind,
+    result: &R,
+    took: Duration,
+    ttls: Ttls,
+    stamps: &[Stamp<'_>],
+) -> Plan {
     let Some(value) = S::store(result) else {
         return Plan::Keep;
     };
     if nullish::is_none(value) {
         return Plan::Delete;
     }
-    Plan::Store(encode(codec, value, took, ttls, &[]))
+    Plan::Store(encode(codec, value, took, ttls, stamps))
 }
 
 /// A value as a write-through stores it: behind the header (its logical expiry `ttl` from now,
@@ -116,6 +125,52 @@ pub async fn cache_put<R, F>(
 where
     F: Future<Output = R>,
 {
+    put(cache, key, Vec::new(), site, ops, body).await
+}
+
+/// [`cache_put`] for a function with `tags` (full names, as
+/// [`tags`](crate::__private::tags) renders them): before `body` runs, the tags' current
+/// versions are read (created where missing), and the stored entry carries them, as a tagged
+/// load's does. It is served to `#[cache_aside]` readers of the key while none of its tags has
+/// been invalidated since, and an invalidation that lands while `body` runs voids it. If the
+/// versions cannot be read, nothing is stored: the key is deleted instead, as for a failed
+/// store.
+#[doc(hidden)]
+pub async fn cache_put_tagged<R, F>(
+    cache: CacheRef<'_>,
+    key: Option<String>,
+    tags: Vec<String>,
+    site: &Policy,
+    ops: PutOps<R>,
+    body: F,
+) -> R
+where
+    F: Future<Output = R>,
+{
+    put(cache, key, tags, site, ops, body).await
+}
+
+async fn put<R, F>(
+    cache: CacheRef<'_>,
+    key: Option<String>,
+    tags: Vec<String>,
+    site: &Policy,
+    ops: PutOps<R>,
+    body: F,
+) -> R
+where
+    F: Future<Output = R>,
+{
+    // Read before the body: an invalidation of a tag while it runs (its write may have missed
+    // the change that the invalidation is for) then voids the entry.
+    let versions = match cache.as_cache() {
+        Some(cache) if key.is_some() && !tags.is_empty() => {
+            // Boxed: the tag round trips' future is large, and untagged puts would carry its
+            // room.
+            Some(Box::pin(tagged::stamp(cache, site, &tags)).await)
+        }
+        _ => None,
+    };
     let started = Instant::now();
     let result = body.await;
     let (Some(cache), Some(key)) = (cache.as_cache(), key) else {
@@ -123,15 +178,42 @@ where
         return result;
     };
     let counters = cache.counters(site);
-    match (ops.plan)(cache.codec(), &result, started.elapsed(), cache.ttls(site)) {
+    // Versions that could not be read: a value is not stored without them (it could outlive an
+    // invalidation), the key is deleted instead.
+    let (versions, unstamped) = match versions {
+        None => (Vec::new(), None),
+        Some(Ok(versions)) => (versions, None),
+        Some(Err(error)) => (Vec::new(), Some(error)),
+    };
+    let stamps = tagged::pair(&tags, &versions);
+    match (ops.plan)(
+        cache.codec(),
+        &result,
+        started.elapsed(),
+        cache.ttls(site),
+        &stamps,
+    ) {
         Plan::Keep => {}
         // A failure of either is logged, counted and queued: the write's result stands.
         Plan::Delete => {
             let _ = Box::pin(delete(cache, site, counters, vec![key], Vec::new())).await;
         }
-        Plan::Store(encoded) => {
-            let _ = Box::pin(store(cache, site, counters, key, encoded)).await;
-        }
+        Plan::Store(encoded) => match unstamped {
+            None => {
+                let _ = Box::pin(store(cache, site, counters, key, encoded)).await;
+            }
+            Some(error) => {
+                bump(&counters.errors);
+                bump(&counters.put_failures);
+                tracing::warn!(
+                    function = site.name(),
+                    key,
+                    %error,
+                    "tag versions not read; deleting the key instead"
+                );
+                let _ = Box::pin(delete(cache, site, counters, vec![key], Vec::new())).await;
+            }
+        },
     }
     result
 }

@@ -1,6 +1,6 @@
 //! Tags in the patterns: whether an entry may be served (every tag it carries, and every tag
 //! the reading function names, still at the version recorded in the entry), and the stamps a
-//! load records.
+//! load or a put records.
 //!
 //! Why versions: invalidating a tag is one write per tag (a new random version), however many
 //! entries carry it, with no `KEYS`/`SCAN` and no per-entry bookkeeping; an entry carries the
@@ -64,9 +64,18 @@ pub(crate) fn entry_life(site: &Policy) -> Duration {
 /// The stamps for a load of `call` beginning now: its tags at their current versions (created
 /// where missing).
 pub(crate) async fn stamps(call: Call<'_, impl Sized>) -> Result<Vec<u64>, Error> {
-    call.cache
-        .stamp_tags(call.tags, entry_life(call.site))
-        .await
+    stamp(call.cache, call.site, call.tags).await
+}
+
+/// The stamps for an entry of `site` that carries `tags` (full names), written by a call that
+/// begins now: the tags at their current versions, created where missing, each kept at least
+/// as long as the entry lives.
+pub(crate) async fn stamp(
+    cache: &Cache,
+    site: &Policy,
+    tags: &[String],
+) -> Result<Vec<u64>, Error> {
+    cache.stamp_tags(tags, entry_life(site)).await
 }
 
 /// `tags` paired with their `versions`, as the entry records them.

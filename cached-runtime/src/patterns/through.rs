@@ -285,7 +285,8 @@ impl<'c, S> Entry<'c, S> {
             ..
         } = self;
         let counters = cache.counters(&policy);
-        if cache.is_pending(&key) {
+        // Not while an invalidation of the key or of one of its tags is queued (see `aside`).
+        if cache.holds(&key, &tags) {
             bump(&counters.misses);
             return None;
         }
@@ -296,6 +297,10 @@ impl<'c, S> Entry<'c, S> {
             read => read,
         };
         let raw = match read {
+            Ok(Some(raw)) if cache.holds_entry(&raw) => {
+                bump(&counters.misses);
+                return None;
+            }
             Ok(Some(raw)) => raw,
             Ok(None) => {
                 bump(&counters.misses);
