@@ -271,6 +271,25 @@ impl Ours {
         fast_body(size, id).await
     }
 
+    /// [`get`](Self::get) without the attribute: `Cache::get_or_load` on the key the
+    /// attribute renders, with the same TTL and body.
+    pub(crate) async fn get_read_through(&self, space: &'static str, size: u32, id: u64) -> Value {
+        let key = cached_runtime::Key::default()
+            .part(space)
+            .part(size)
+            .part(id);
+        let loaded = self
+            .cache
+            .get_or_load(&key, Duration::from_secs(600), || async {
+                Ok::<_, std::convert::Infallible>(fast_body(size, id).await)
+            })
+            .await;
+        match loaded {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+
     #[cache_aside(key = "gated:<size>:<id>", ttl = 600, cache = self.cache)]
     pub(crate) async fn get_gated(&self, size: u32, id: u64) -> Value {
         gated_body(size, id).await
@@ -349,6 +368,8 @@ pub(crate) enum Client {
     Ours(Ours),
     /// Ours with `sliding = true` (the sliding scenario).
     OursSliding(Ours),
+    /// Ours without an attribute: `Cache::get_or_load` (the read-through scenario).
+    OursReadThrough(Ours),
     Cached(CachedFn),
     /// The body alone.
     Direct,
@@ -402,6 +423,7 @@ impl Client {
             Client::HandCluster(h) => Ok(h.get(space, size, id, || fast_body(size, id)).await),
             Client::Ours(o) => Ok(o.get(space, size, id).await),
             Client::OursSliding(o) => Ok(o.get_sliding(space, size, id).await),
+            Client::OursReadThrough(o) => Ok(o.get_read_through(space, size, id).await),
             Client::Cached(CachedFn::Main) => cached_main(space, size, id).await,
             Client::Cached(CachedFn::Proxy) => cached_proxy(space, size, id).await,
             Client::Cached(CachedFn::Fault) => cached_fault(space, size, id).await,
@@ -422,6 +444,7 @@ impl Client {
             Client::HandCluster(h) => Ok(h.get(space, size, id, || slow_body(size, id)).await),
             Client::Ours(o) => Ok(o.get_slow(space, size, id).await),
             Client::OursSliding(_) => unreachable!("the sliding contender serves get"),
+            Client::OursReadThrough(_) => unreachable!("the read-through contender serves get"),
             Client::Cached(CachedFn::Slow(i)) => match i % 4 {
                 0 => cached_slow_0(space, size, id).await,
                 1 => cached_slow_1(space, size, id).await,
@@ -439,14 +462,16 @@ impl Client {
         match self {
             Client::Hand(h) => Some(h.hits.load(Relaxed)),
             Client::HandCluster(h) => Some(h.hits.load(Relaxed)),
-            Client::Ours(o) | Client::OursSliding(o) => Some(o.cache.stats().total.hits),
+            Client::Ours(o) | Client::OursSliding(o) | Client::OursReadThrough(o) => {
+                Some(o.cache.stats().total.hits)
+            }
             _ => None,
         }
     }
 
     pub(crate) fn cache(&self) -> Option<&Cache> {
         match self {
-            Client::Ours(o) | Client::OursSliding(o) => Some(&o.cache),
+            Client::Ours(o) | Client::OursSliding(o) | Client::OursReadThrough(o) => Some(&o.cache),
             _ => None,
         }
     }

@@ -8,7 +8,7 @@
 //! ```
 //!
 //! `WHAT`, on a current-thread runtime: `hand-hit`, `ours-hit`, `ours-sliding-hit` (ours with
-//! `sliding = true`: a hit is `GETEX`), `cached-hit`, `memory-hit` (a cached 1 KiB value),
+//! `sliding = true`: a hit is `GETEX`), `ours-read-through-hit` (`Cache::get_or_load`), `cached-hit`, `memory-hit` (a cached 1 KiB value),
 //! `hand-miss`, `ours-miss`, `cached-miss` (cold keys, trivial body),
 //! `ours-open` (ours with the circuit breaker open: a Redis that refuses connections), `direct`
 //! (the body alone), `hand-cluster-hit`, `hand-cluster-rt-hit` (its redis-rs client set up as
@@ -81,7 +81,7 @@ pub(crate) fn main(what: &str, calls: usize) -> ExitCode {
     };
     let uses_redis = matches!(
         who.as_str(),
-        "hand-hit" | "ours-hit" | "ours-sliding-hit" | "cached-hit"
+        "hand-hit" | "ours-hit" | "ours-sliding-hit" | "ours-read-through-hit" | "cached-hit"
     );
     let on_cluster = who.contains("-cluster");
     // The cluster modes: a cluster of the bench's own, or the nodes in REDIS_CLUSTER_URLS.
@@ -133,6 +133,9 @@ pub(crate) fn main(what: &str, calls: usize) -> ExitCode {
             "ours-sliding-hit" => Client::OursSliding(Ours {
                 cache: redis_cache(&url, "ours-slide", None).await,
             }),
+            "ours-read-through-hit" => Client::OursReadThrough(Ours {
+                cache: redis_cache(&url, "ours", None).await,
+            }),
             "cached-hit" => Client::Cached(CachedFn::Main),
             "memory-hit" => Client::Ours(Ours {
                 cache: memory_cache().await,
@@ -164,7 +167,7 @@ pub(crate) fn main(what: &str, calls: usize) -> ExitCode {
             }),
             other => {
                 eprintln!(
-                    "unknown --profile `{other}`: hand-hit, ours-hit, ours-sliding-hit, cached-hit, memory-hit, hand-miss, ours-miss, cached-miss, ours-open, direct, hand-cluster-hit, hand-cluster-rt-hit, ours-cluster-hit, hand-cluster-miss, ours-cluster-miss, first-polls, wake-floor, wake-memory, clone, decode, decode-limit, ours-stampede, memory-stampede, floor-stampede"
+                    "unknown --profile `{other}`: hand-hit, ours-hit, ours-sliding-hit, ours-read-through-hit, cached-hit, memory-hit, hand-miss, ours-miss, cached-miss, ours-open, direct, hand-cluster-hit, hand-cluster-rt-hit, ours-cluster-hit, hand-cluster-miss, ours-cluster-miss, first-polls, wake-floor, wake-memory, clone, decode, decode-limit, ours-stampede, memory-stampede, floor-stampede"
                 );
                 return ExitCode::from(2);
             }

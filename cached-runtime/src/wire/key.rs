@@ -276,10 +276,13 @@ pub(crate) fn render(namespace: &str, lits: &[&str], args: &[&dyn KeyPart]) -> S
 /// `namespace:relative` (or just `relative` with an empty namespace), without escaping.
 pub(crate) fn join(namespace: &str, relative: &str) -> String {
     if namespace.is_empty() {
-        relative.to_owned()
-    } else {
-        format!("{namespace}:{relative}")
+        return relative.to_owned();
     }
+    let mut out = String::with_capacity(namespace.len() + 1 + relative.len());
+    out.push_str(namespace);
+    out.push(':');
+    out.push_str(relative);
+    out
 }
 
 fn shorten(full: String) -> String {

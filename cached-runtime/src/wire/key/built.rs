@@ -25,13 +25,23 @@ use super::{KeyPart, KeyWriter, MAX_KEY_LEN, escape_into, shorten};
 /// [`Entry::tags`](crate::Entry::tags), [`Cache::invalidate_tags`](crate::Cache::invalidate_tags),
 /// ...). A key longer than [`MAX_KEY_LEN`] with its namespace is shortened as the annotations
 /// shorten theirs, once the namespace is added.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key(String);
+
+/// Room for a short key's values without growing.
+const ROOM: usize = 32;
+
+impl Default for Key {
+    /// An empty key, to begin with a [`part`](Self::part).
+    fn default() -> Self {
+        Key(String::with_capacity(ROOM))
+    }
+}
 
 impl Key {
     /// A key that begins with the fixed text `text` (`"user"`, `"v2:report"`).
     pub fn new(text: &str) -> Self {
-        let mut key = Key(String::with_capacity(text.len() + 16));
+        let mut key = Key(String::with_capacity(text.len() + ROOM));
         key.push_text(text);
         key
     }
