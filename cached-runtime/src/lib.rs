@@ -68,6 +68,13 @@
 //! }
 //! ```
 //!
+//! # Without an attribute
+//!
+//! [`Cache::get_or_load`] is the same read-through for closures and keys computed at run
+//! time ([`Key`] renders them as the templates do); [`Cache::entry`] takes every other
+//! option per call, and [`Cache::get`], [`Cache::put`] and [`Cache::remove`] read, write
+//! through and invalidate one entry.
+//!
 //! The cache never breaks the application: a Redis error, a timeout (every round trip is
 //! bounded by [`CacheBuilder::op_timeout`]) or a value that does not decode makes the call run
 //! its own body; the event is logged with `tracing` and counted in [`Cache::stats`].
