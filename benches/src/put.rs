@@ -115,7 +115,7 @@ async fn pass(client: Arc<Client>, size: u32, warmup: usize, calls: usize) -> (V
 
 /// Commands and round trips of `calls` sequential writes through the proxy.
 async fn count(env: &Env, client: &Client, size: u32, calls: usize) -> (CommandDelta, f64) {
-    client.put(size, 0).await; // the script is loaded once per server
+    client.put(size, 0).await; // connects, and loads any script once per server
     let before = commandstats(&env.admin).await;
     let trips = env.proxy.round_trips();
     for i in 0..calls {
@@ -227,6 +227,6 @@ pub(crate) async fn write_through(env: &Env, cfg: &Config, report: &mut Report) 
     }
     sec.note(env.pin_note(cfg, pinned.is_some()));
     drop(pinned);
-    sec.note("Both write the same value under one of 64 keys per call, after a body that only builds it. Ours runs one Lua script per write (`EVALSHA`: `SET … PX` of the entry with its 16-byte header, `DEL` of the key's lease, and a `PUBLISH` of the fill event only when that deleted a lease — never here, as no load is in flight); hand-written sends one `SET … EX`. Redis commands include the script's inner commands.");
+    sec.note("Both write the same value under one of 64 keys per call, after a body that only builds it. Ours sends one transaction per write (`MULTI`, `SET … PX` of the entry with its 16-byte header, `DEL` of the key's lease, `EXEC`, in one request), and a `PUBLISH` of the fill event in a second round trip only when the `DEL` removed a lease — never here, as no load is in flight; hand-written sends one `SET … EX`.");
     report.sections.push(sec);
 }

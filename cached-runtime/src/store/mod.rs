@@ -372,19 +372,16 @@ impl Store {
     }
 
     /// Stores `value` whoever holds the lease of `key` and deletes the lease, in one atomic
-    /// step (a write-through: a load in flight can no longer store its result), then wakes
-    /// waiters; its fill event carries the value if it is at most `inline` bytes.
+    /// step (a write-through: a load in flight can no longer store its result), then wakes the
+    /// voided load's waiters, if it had any.
     pub(crate) async fn put(
         &self,
         key: &str,
         value: Arc<[u8]>,
         ttl: Duration,
         channel: &str,
-        inline: usize,
     ) -> Result<(), Error> {
-        dispatch!(self, conn => {
-            commands::put(conn, key, value, ttl, channel, inline).await
-        }, mem => {
+        dispatch!(self, conn => commands::put(conn, key, value, ttl, channel).await, mem => {
             mem.put(key, value, ttl);
             Ok(())
         })
