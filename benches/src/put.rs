@@ -37,7 +37,7 @@ impl Who {
 }
 
 /// A repository whose write is cached through by `#[cache_put]`.
-struct Writer {
+pub(crate) struct Writer {
     cache: Cache,
 }
 
@@ -48,13 +48,19 @@ impl Writer {
     }
 }
 
-enum Client {
+pub(crate) enum Client {
     /// The write, then `SET hand:put:<id> <bincode> EX 600` on a multiplexed connection.
     Hand(MultiplexedConnection),
     Ours(Writer),
 }
 
 impl Client {
+    /// The `--profile` modes `hand-put` and `ours-put` (see `profile.rs`).
+    pub(crate) async fn for_profile(ours: bool, url: &str) -> Client {
+        let who = if ours { Who::Ours } else { Who::Hand };
+        Client::connect(who, url, "ours-put-profile").await
+    }
+
     async fn connect(who: Who, url: &str, namespace: &str) -> Client {
         match who {
             Who::Hand => Client::Hand(
@@ -71,7 +77,7 @@ impl Client {
     }
 
     /// One write; `false` if the hand-written `SET` failed.
-    async fn put(&self, size: u32, id: u64) -> bool {
+    pub(crate) async fn put(&self, size: u32, id: u64) -> bool {
         match self {
             Client::Hand(conn) => {
                 let value = make_value(size, id);

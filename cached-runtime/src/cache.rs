@@ -422,12 +422,7 @@ impl Cache {
     /// and waking the key's waiters in every process, who then read it. Local flights and
     /// reads of the key are forgotten before and after, as for an invalidation: no call that
     /// starts once this returns joins a load or read that began before it.
-    pub(crate) async fn put(
-        &self,
-        key: &str,
-        value: Arc<[u8]>,
-        ttl: Duration,
-    ) -> Result<(), Error> {
+    pub(crate) async fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), Error> {
         self.inner.local.forget(key);
         let limit = self.write_timeout(value.len());
         let stored = self

@@ -134,7 +134,7 @@ async fn store(
                 "value larger than max_value_size; not stored, deleting the key instead"
             );
         }
-        Ok(bytes) => match cache.put(&key, bytes.into(), ttl).await {
+        Ok(bytes) => match cache.put(&key, bytes, ttl).await {
             Ok(()) => {
                 bump(&counters.writes);
                 tracing::debug!(function = site.name, key, outcome = "put");

@@ -304,18 +304,15 @@ pub(crate) async fn put_leased<C: ConnectionLike>(
 pub(crate) async fn put<C: ConnectionLike>(
     mut conn: C,
     key: &str,
-    value: Arc<[u8]>,
+    value: &[u8],
     ttl: Duration,
     channel: &str,
 ) -> Result<(), Error> {
+    // The `SET` sized for its arguments up front: it copies the value once, without growing.
+    let mut set = redis::Cmd::with_capacity(5, 3 + key.len() + value.len() + 2 + 20);
+    set.arg("SET").arg(key).arg(value).arg("PX").arg(px(ttl));
     let mut write = redis::Pipeline::with_capacity(2);
-    write.atomic();
-    write
-        .cmd("SET")
-        .arg(key)
-        .arg(&*value)
-        .arg("PX")
-        .arg(px(ttl));
+    write.atomic().add_command(set);
     write.cmd("DEL").arg(lock_key(key));
     let ((), voided): ((), u64) = write.query_async(&mut conn).await?;
     if voided == 0 {
