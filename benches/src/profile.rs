@@ -8,8 +8,10 @@
 //! ```
 //!
 //! `WHAT`, on a current-thread runtime: `hand-hit`, `ours-hit`, `ours-sliding-hit` (ours with
-//! `sliding = true`: a hit is `GETEX`), `ours-read-through-hit` (`Cache::get_or_load`), `cached-hit`, `memory-hit` (a cached 1 KiB value),
-//! `hand-miss`, `ours-miss`, `cached-miss` (cold keys, trivial body),
+//! `sliding = true`: a hit is `GETEX`), `ours-read-through-hit` (`Cache::get_or_load`),
+//! `cached-hit`, `memory-hit` (a cached 1 KiB value), `hand-miss`, `ours-miss`, `cached-miss`
+//! (cold keys, trivial body), `hand-put`, `ours-put` (the write-through scenario's writes of a
+//! 1 KiB value),
 //! `ours-open` (ours with the circuit breaker open: a Redis that refuses connections), `direct`
 //! (the body alone), `hand-cluster-hit`, `hand-cluster-rt-hit` (its redis-rs client set up as
 //! the runtime's), `ours-cluster-hit` and their `-miss` variants (on a Redis Cluster the mode
@@ -48,6 +50,13 @@ pub(crate) fn main(what: &str, calls: usize) -> ExitCode {
         _ => None,
     } {
         return stampedes(kind, calls);
+    }
+    if let Some(ours) = match what {
+        "hand-put" => Some(false),
+        "ours-put" => Some(true),
+        _ => None,
+    } {
+        return puts(ours, calls);
     }
     if what == "first-polls" {
         return first_polls(calls);
@@ -167,7 +176,7 @@ pub(crate) fn main(what: &str, calls: usize) -> ExitCode {
             }),
             other => {
                 eprintln!(
-                    "unknown --profile `{other}`: hand-hit, ours-hit, ours-sliding-hit, ours-read-through-hit, cached-hit, memory-hit, hand-miss, ours-miss, cached-miss, ours-open, direct, hand-cluster-hit, hand-cluster-rt-hit, ours-cluster-hit, hand-cluster-miss, ours-cluster-miss, first-polls, wake-floor, wake-memory, clone, decode, decode-limit, ours-stampede, memory-stampede, floor-stampede"
+                    "unknown --profile `{other}`: hand-hit, ours-hit, ours-sliding-hit, ours-read-through-hit, cached-hit, memory-hit, hand-miss, ours-miss, cached-miss, hand-put, ours-put, ours-open, direct, hand-cluster-hit, hand-cluster-rt-hit, ours-cluster-hit, hand-cluster-miss, ours-cluster-miss, first-polls, wake-floor, wake-memory, clone, decode, decode-limit, ours-stampede, memory-stampede, floor-stampede"
                 );
                 return ExitCode::from(2);
             }
@@ -202,6 +211,52 @@ pub(crate) fn main(what: &str, calls: usize) -> ExitCode {
 async fn measured(client: &Client, space: &'static str, calls: usize, id: &dyn Fn(usize) -> u64) {
     for i in 0..calls {
         let _ = black_box(client.get(space, TARGET_SIZE, id(i)).await);
+    }
+}
+
+/// `hand-put` / `ours-put`: `calls` writes of a 1 KiB value over the write-through scenario's
+/// 64 keys, by hand (`SET EX`) or through `#[cache_put]`, after 1000 unmeasured ones.
+fn puts(ours: bool, calls: usize) -> ExitCode {
+    let server = match std::env::var("REDIS_URL") {
+        Ok(url) if !url.trim().is_empty() => {
+            let _ = MAIN_URL.set(url.trim().to_owned());
+            None
+        }
+        _ => {
+            let server = tests::RedisServer::spawn();
+            let _ = MAIN_URL.set(server.url());
+            Some(server)
+        }
+    };
+    let url = MAIN_URL.get().cloned().unwrap_or_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    black_box(crate::value::make_value(TARGET_SIZE, 0));
+    runtime.block_on(async {
+        let client = crate::put::Client::for_profile(ours, &url).await;
+        for i in 0..1_000 {
+            black_box(
+                client
+                    .put(TARGET_SIZE, i % crate::scenarios::HOT_KEYS)
+                    .await,
+            );
+        }
+        measured_puts(&client, calls).await;
+    });
+    drop(server);
+    ExitCode::SUCCESS
+}
+
+#[inline(never)]
+async fn measured_puts(client: &crate::put::Client, calls: usize) {
+    for i in 0..calls {
+        black_box(
+            client
+                .put(TARGET_SIZE, i as u64 % crate::scenarios::HOT_KEYS)
+                .await,
+        );
     }
 }
 

@@ -3,7 +3,7 @@
 //! server, in the same run. Latency per write (the body only builds the value: it stands for a
 //! database write that takes no time), Redis commands and round trips per write.
 
-use std::{collections::HashMap, hint::black_box, sync::Arc, time::Instant};
+use std::{collections::HashMap, hint::black_box, sync::Arc};
 
 use cached_runtime::{Cache, cache_put};
 use redis::{AsyncCommands, aio::MultiplexedConnection};
@@ -11,9 +11,11 @@ use redis::{AsyncCommands, aio::MultiplexedConnection};
 use crate::{
     Config,
     contenders::TTL_SECS,
-    redis_util::{CommandDelta, commandstats, delta, unlink_matching},
+    redis_util::unlink_matching,
     report::{Report, Section},
-    scenarios::{Env, HOT_KEYS, redis_cache, rotated},
+    scenarios::{
+        Counted, Env, HOT_KEYS, counted_calls, redis_cache, rotated, timed_calls, warm_up,
+    },
     stats::{Agg, Dist, agg, dist},
     value::{SIZES, TARGET_SIZE, Value, make_value},
 };
@@ -37,7 +39,7 @@ impl Who {
 }
 
 /// A repository whose write is cached through by `#[cache_put]`.
-struct Writer {
+pub(crate) struct Writer {
     cache: Cache,
 }
 
@@ -48,13 +50,19 @@ impl Writer {
     }
 }
 
-enum Client {
+pub(crate) enum Client {
     /// The write, then `SET hand:put:<id> <bincode> EX 600` on a multiplexed connection.
     Hand(MultiplexedConnection),
     Ours(Writer),
 }
 
 impl Client {
+    /// The `--profile` modes `hand-put` and `ours-put` (see `profile.rs`).
+    pub(crate) async fn for_profile(ours: bool, url: &str) -> Client {
+        let who = if ours { Who::Ours } else { Who::Hand };
+        Client::connect(who, url, "ours-put-profile").await
+    }
+
     async fn connect(who: Who, url: &str, namespace: &str) -> Client {
         match who {
             Who::Hand => Client::Hand(
@@ -71,7 +79,7 @@ impl Client {
     }
 
     /// One write; `false` if the hand-written `SET` failed.
-    async fn put(&self, size: u32, id: u64) -> bool {
+    pub(crate) async fn put(&self, size: u32, id: u64) -> bool {
         match self {
             Client::Hand(conn) => {
                 let value = make_value(size, id);
@@ -96,34 +104,22 @@ impl Client {
 /// `calls` sequential writes over the hot keys, in a task of their own.
 async fn pass(client: Arc<Client>, size: u32, warmup: usize, calls: usize) -> (Vec<u64>, u64) {
     tokio::spawn(async move {
-        for i in 0..warmup {
-            client.put(size, i as u64 % HOT_KEYS).await;
-        }
-        let mut samples = Vec::with_capacity(calls);
-        let mut errors = 0;
-        for i in 0..calls {
-            let started = Instant::now();
-            let ok = client.put(size, i as u64 % HOT_KEYS).await;
-            samples.push(started.elapsed().as_nanos() as u64);
-            errors += u64::from(!ok);
-        }
-        (samples, errors)
+        let client = &*client;
+        let mut put = |i: usize| client.put(size, i as u64 % HOT_KEYS);
+        warm_up(0..warmup, |i| i, &mut put).await;
+        timed_calls(0..calls, |i| i, &mut put, |ok| !*ok).await
     })
     .await
     .expect("write-through task")
 }
 
 /// Commands and round trips of `calls` sequential writes through the proxy.
-async fn count(env: &Env, client: &Client, size: u32, calls: usize) -> (CommandDelta, f64) {
-    client.put(size, 0).await; // the script is loaded once per server
-    let before = commandstats(&env.admin).await;
-    let trips = env.proxy.round_trips();
-    for i in 0..calls {
+async fn count(env: &Env, client: &Client, size: u32, calls: usize) -> Counted {
+    client.put(size, 0).await; // connects, and loads any script once per server
+    counted_calls(env, calls, |i| async move {
         client.put(size, i as u64 % HOT_KEYS).await;
-    }
-    let round_trips = env.proxy.round_trips() - trips;
-    let after = commandstats(&env.admin).await;
-    (delta(&before, &after), round_trips as f64 / calls as f64)
+    })
+    .await
 }
 
 pub(crate) async fn write_through(env: &Env, cfg: &Config, report: &mut Report) {
@@ -187,7 +183,7 @@ pub(crate) async fn write_through(env: &Env, cfg: &Config, report: &mut Report) 
         };
         for w in who {
             let errors: u64 = runs[&w].iter().map(|(_, e)| e).sum();
-            let (cmds, round_trips) = &trips[&w];
+            let counted = &trips[&w];
             sec.row(vec![
                 size.label.to_owned(),
                 if errors > 0 {
@@ -202,12 +198,8 @@ pub(crate) async fn write_through(env: &Env, cfg: &Config, report: &mut Report) 
                     Who::Hand => "1.00 (baseline)".to_owned(),
                     Who::Ours => ratio(|d| d.p50).ratio(),
                 },
-                format!(
-                    "{:.2} ({})",
-                    cmds.total as f64 / cfg.count_calls as f64,
-                    cmds.per_call(cfg.count_calls)
-                ),
-                format!("{round_trips:.2}"),
+                counted.commands(),
+                format!("{:.2}", counted.trips()),
             ]);
         }
         if size.bytes == TARGET_SIZE {
@@ -217,8 +209,8 @@ pub(crate) async fn write_through(env: &Env, cfg: &Config, report: &mut Report) 
                 format!(
                     "{} ({:.2} round trips per write; hand-written {:.2})",
                     r.ratio(),
-                    trips[&Who::Ours].1,
-                    trips[&Who::Hand].1
+                    trips[&Who::Ours].trips(),
+                    trips[&Who::Hand].trips()
                 ),
                 Some(r.med <= 1.1),
             );
@@ -227,6 +219,6 @@ pub(crate) async fn write_through(env: &Env, cfg: &Config, report: &mut Report) 
     }
     sec.note(env.pin_note(cfg, pinned.is_some()));
     drop(pinned);
-    sec.note("Both write the same value under one of 64 keys per call, after a body that only builds it. Ours runs one Lua script per write (`EVALSHA`: `SET … PX` of the entry with its 16-byte header, `DEL` of the key's lease, and a `PUBLISH` of the fill event only when that deleted a lease — never here, as no load is in flight); hand-written sends one `SET … EX`. Redis commands include the script's inner commands.");
+    sec.note("Both write the same value under one of 64 keys per call, after a body that only builds it. Ours sends one transaction per write (`MULTI`, `SET … PX` of the entry with its 16-byte header, `DEL` of the key's lease, `EXEC`, in one request), and a `PUBLISH` of the fill event in a second round trip only when the `DEL` removed a lease — never here, as no load is in flight; hand-written sends one `SET … EX`.");
     report.sections.push(sec);
 }

@@ -6,7 +6,9 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
     hint::black_box,
+    ops::Range,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
@@ -242,10 +244,26 @@ pub(crate) async fn count_pass(
     ids: impl Fn(usize) -> u64,
     calls: usize,
 ) -> Counted {
+    counted_calls(env, calls, |i| {
+        let id = ids(i);
+        async move {
+            let _ = black_box(client.get(space, size, id).await);
+        }
+    })
+    .await
+}
+
+/// The commands (`INFO commandstats`) and round trips (the proxy's, for a client connected
+/// through it) of `call(i)` for each `i` in `0..calls`, one after the other.
+pub(crate) async fn counted_calls<F: Future>(
+    env: &Env,
+    calls: usize,
+    mut call: impl FnMut(usize) -> F,
+) -> Counted {
     let before = commandstats(&env.admin).await;
     let trips = env.proxy.round_trips();
     for i in 0..calls {
-        let _ = black_box(client.get(space, size, ids(i)).await);
+        call(i).await;
     }
     let round_trips = env.proxy.round_trips() - trips;
     let after = commandstats(&env.admin).await;
@@ -254,6 +272,39 @@ pub(crate) async fn count_pass(
         round_trips,
         calls,
     }
+}
+
+/// `call(arg(i))` for each `i` in `range`, untimed: a warm-up before [`timed_calls`].
+pub(crate) async fn warm_up<A, F: Future>(
+    range: Range<usize>,
+    arg: impl Fn(usize) -> A,
+    mut call: impl FnMut(A) -> F,
+) {
+    for i in range {
+        let _ = black_box(call(arg(i)).await);
+    }
+}
+
+/// `call(arg(i))` for each `i` in `range`, timed: the latencies (ns) in order, and how many
+/// results `failed`. `arg(i)` is taken before the clock starts; what the call drops itself is
+/// timed, its result is dropped after the clock stops.
+pub(crate) async fn timed_calls<A, F: Future>(
+    range: Range<usize>,
+    arg: impl Fn(usize) -> A,
+    mut call: impl FnMut(A) -> F,
+    failed: impl Fn(&F::Output) -> bool,
+) -> (Vec<u64>, u64) {
+    let mut samples = Vec::with_capacity(range.len());
+    let mut errors = 0;
+    for i in range {
+        let arg = arg(i);
+        let started = Instant::now();
+        let result = call(arg).await;
+        samples.push(started.elapsed().as_nanos() as u64);
+        errors += u64::from(failed(&result));
+        drop(black_box(result));
+    }
+    (samples, errors)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -294,20 +345,17 @@ pub(crate) async fn latency_pass(
     base: u64,
 ) -> LatencyRun {
     tokio::spawn(async move {
-        for i in 0..warmup {
-            let _ = black_box(client.get(space, size, ids(i, base)).await);
-        }
+        let client = &*client;
+        let mut get = |id| client.get(space, size, id);
+        warm_up(0..warmup, |i| ids(i, base), &mut get).await;
         let hits = client.hits();
-        let mut samples = Vec::with_capacity(calls);
-        let mut errors = 0;
-        for i in warmup..warmup + calls {
-            let id = ids(i, base);
-            let started = Instant::now();
-            let result = client.get(space, size, id).await;
-            samples.push(started.elapsed().as_nanos() as u64);
-            errors += u64::from(result.is_err());
-            drop(black_box(result));
-        }
+        let (mut samples, errors) = timed_calls(
+            warmup..warmup + calls,
+            |i| ids(i, base),
+            &mut get,
+            |result| result.is_err(),
+        )
+        .await;
         let non_hits = hits
             .zip(client.hits())
             .map(|(a, b)| calls as u64 - (b - a).min(calls as u64));

@@ -17,7 +17,7 @@ use crate::{
     contenders::fast_body,
     redis_util::{commandstats, delta, unlink_matching},
     report::{Report, Section},
-    scenarios::{Env, redis_cache, rotated},
+    scenarios::{Env, counted_calls, redis_cache, rotated, timed_calls, warm_up},
     stats::{agg, dist},
     value::Value,
 };
@@ -68,16 +68,12 @@ async fn call(repo: &Tagged, kind: Kind, id: u64) -> Value {
 
 /// `calls` timed calls of hot keys (after `warmup`), latencies in ns.
 async fn pass(repo: &Tagged, kind: Kind, warmup: usize, calls: usize) -> Vec<u64> {
-    for i in 0..warmup {
+    // The value is dropped inside the timed call, as a caller's would be.
+    let mut hit = |i: usize| async move {
         black_box(call(repo, kind, i as u64 % HOT).await);
-    }
-    let mut samples = Vec::with_capacity(calls);
-    for i in 0..calls {
-        let started = Instant::now();
-        black_box(call(repo, kind, i as u64 % HOT).await);
-        samples.push(started.elapsed().as_nanos() as u64);
-    }
-    samples
+    };
+    warm_up(0..warmup, |i| i, &mut hit).await;
+    timed_calls(0..calls, |i| i, &mut hit, |_| false).await.0
 }
 
 pub(crate) async fn tags(env: &Env, cfg: &Config, report: &mut Report) {
@@ -125,17 +121,14 @@ pub(crate) async fn tags(env: &Env, cfg: &Config, report: &mut Report) {
     drop(pinned);
     let mut commands = Vec::new();
     for kind in [Kind::Plain, Kind::Tagged] {
-        let before = commandstats(&env.admin).await;
-        for i in 0..cfg.count_calls {
-            black_box(call(&repo, kind, i as u64 % HOT).await);
-        }
-        let after = commandstats(&env.admin).await;
-        let d = delta(&before, &after);
-        commands.push(format!(
-            "{:.2} ({})",
-            d.total as f64 / cfg.count_calls as f64,
-            d.per_call(cfg.count_calls)
-        ));
+        let counted = counted_calls(env, cfg.count_calls, |i| {
+            let repo = &repo;
+            async move {
+                black_box(call(repo, kind, i as u64 % HOT).await);
+            }
+        })
+        .await;
+        commands.push(counted.commands());
     }
     let ratio = agg(p50s.iter().map(|(p, t)| t / p));
     for (i, kind) in [Kind::Plain, Kind::Tagged].into_iter().enumerate() {

@@ -342,7 +342,8 @@ impl CacheBuilder {
     /// never). When a lease holder stores a value, every `Cache` on the namespace hears of it
     /// through one pub/sub message; with the value inside, callers waiting in other processes
     /// take it from the message instead of reading it with one more round trip. Larger values
-    /// are announced without it (each pub/sub subscriber receives every fill event).
+    /// are announced without it (each pub/sub subscriber receives every fill event), and so is
+    /// a `#[cache_put]`'s value, which waiters read.
     pub fn fill_event_max_value(mut self, bytes: usize) -> Self {
         self.fill_event_max = bytes;
         self

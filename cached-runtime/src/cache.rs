@@ -419,13 +419,13 @@ impl Cache {
 
     /// A write-through: stores `value` under `key` over whatever is there, voiding the key's
     /// lease in the same atomic step (a load in flight cannot store its older result over it)
-    /// and waking the key's waiters in every process, who take the value. Local flights and
+    /// and waking the key's waiters in every process, who then read it. Local flights and
     /// reads of the key are forgotten before and after, as for an invalidation: no call that
     /// starts once this returns joins a load or read that began before it.
     pub(crate) async fn write_through(
         &self,
         key: &str,
-        value: Arc<[u8]>,
+        value: Vec<u8>,
         ttl: Duration,
     ) -> Result<(), Error> {
         self.inner.local.forget(key);
@@ -434,13 +434,7 @@ impl Cache {
             .timed_within(
                 key,
                 limit,
-                self.inner.store.put(
-                    key,
-                    value,
-                    ttl,
-                    &self.inner.channel,
-                    self.inner.fill_event_max,
-                ),
+                self.inner.store.put(key, value, ttl, &self.inner.channel),
             )
             .await;
         self.inner.local.forget(key);

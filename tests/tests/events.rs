@@ -1,9 +1,10 @@
-//! The event channel's messages as the Lua scripts publish them, parsed by the runtime's own
-//! parser: a fill (with and without the value), a release, an invalidation and a tag's.
+//! The event channel's messages as the Lua scripts (and a write-through) publish them, parsed by
+//! the runtime's own parser: a fill (with and without the value), a release, an invalidation, a
+//! tag's, and the fill of a write-through that voided a lease.
 
 use std::time::Duration;
 
-use cached_runtime::{__private::events::parse, Cache, cache_aside, invalidates};
+use cached_runtime::{__private::events::parse, Cache, cache_aside, cache_put, invalidates};
 use futures_util::StreamExt;
 use tests::RedisServer;
 
@@ -36,6 +37,11 @@ impl Repo {
         let _ = id;
     }
 
+    #[cache_put(key = "small:<id>", ttl = 60, cache = self.cache)]
+    async fn save(&self, id: u32) -> u32 {
+        id
+    }
+
     #[invalidates(tags = ["group:<group>", "all"], cache = self.cache)]
     async fn regroup(&self, group: u32) {
         let _ = group;
@@ -64,6 +70,17 @@ async fn every_script_publishes_what_the_parser_reads() {
     assert!(repo.failing(1).await.is_err());
     repo.update(1).await;
     repo.regroup(3).await;
+    // A write-through with no load in flight publishes nothing; over a lease (a load in
+    // flight), it voids the lease and publishes a fill event.
+    repo.save(2).await;
+    let _: () = server.cmd(&[
+        "SET",
+        "{app:small:2}:lock",
+        "00000000000000aa",
+        "PX",
+        "5000",
+    ]);
+    repo.save(2).await;
 
     let mut messages = pubsub.on_message();
     let mut next = async || {
@@ -89,4 +106,7 @@ async fn every_script_publishes_what_the_parser_reads() {
     // One per tag (one script: both tags are on the one server), naming the tag.
     assert_eq!(next().await, ('t', "app:group:3".to_owned(), None));
     assert_eq!(next().await, ('t', "app:all".to_owned(), None));
+    // The write-through's fill carries no value (waiters read the key): it is published after
+    // the write, not with it.
+    assert_eq!(next().await, ('f', "app:small:2".to_owned(), None));
 }

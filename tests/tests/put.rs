@@ -379,10 +379,11 @@ fn commandstats(server: &RedisServer) -> HashMap<String, u64> {
         .collect()
 }
 
-/// A put is one script: `SET` of the entry, `DEL` of the lease, and only if there was a lease
-/// (a load in flight, whose waiters must wake) `PUBLISH` of the fill event.
+/// A put is one transaction: `SET` of the entry and `DEL` of the lease between `MULTI` and
+/// `EXEC`, and only if there was a lease (a load in flight, whose waiters must wake) a
+/// `PUBLISH` of the fill event.
 #[tokio::test]
-async fn a_put_is_one_script() {
+async fn a_put_is_one_transaction() {
     let server = RedisServer::spawn();
     let cache = Cache::builder()
         .redis(server.url())
@@ -392,7 +393,7 @@ async fn a_put_is_one_script() {
         .unwrap();
     cache.ping().await.unwrap();
     let repo = Repo::new(cache);
-    repo.save_plain(1, "Ada").await; // loads the script
+    repo.save_plain(1, "Ada").await;
     let before = commandstats(&server);
     repo.save_plain(1, "Grace").await;
     let after = commandstats(&server);
@@ -403,7 +404,7 @@ async fn a_put_is_one_script() {
         .collect();
     ran.sort();
     let ran: Vec<(&str, u64)> = ran.iter().map(|(n, c)| (n.as_str(), *c)).collect();
-    assert_eq!(ran, [("del", 1), ("evalsha", 1), ("set", 1)]);
+    assert_eq!(ran, [("del", 1), ("exec", 1), ("multi", 1), ("set", 1)]);
 
     // A load in flight holds the lease: the put voids it and publishes the fill event.
     let lock = "{one:user:1}:lock";

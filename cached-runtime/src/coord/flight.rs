@@ -124,10 +124,11 @@ impl Flights {
     /// Forgets the flight of `key` (after an invalidation): later callers start a new load
     /// instead of joining one that may return pre-invalidation data.
     pub(crate) fn forget(&self, key: &str) {
-        self.map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        // Most writes find no load in flight: then the key is not even hashed.
+        if !map.is_empty() {
+            map.remove(key);
+        }
     }
 
     /// Forgets every flight (after a tag invalidation, which may void any of them).

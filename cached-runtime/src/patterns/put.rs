@@ -246,7 +246,7 @@ pub(crate) async fn store(
                 ),
             )
         }
-        Ok(bytes) => match cache.write_through(&key, bytes.into(), ttl).await {
+        Ok(bytes) => match cache.write_through(&key, bytes, ttl).await {
             Ok(()) => {
                 bump(&counters.writes);
                 tracing::debug!(function = site.name(), key, outcome = "put");

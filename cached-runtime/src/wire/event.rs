@@ -6,7 +6,8 @@
 //! (it starts with the kind letter) is the format before versions, still understood so that
 //! instances of both can share a Redis during a rolling upgrade. Keys have no NUL: key parts
 //! are escaped. The Lua scripts that publish these messages are given [`Kind::prefix`] as an
-//! argument, so that this module alone spells the format.
+//! argument, and a message published without a script is built by [`encode`], so that this
+//! module alone spells the format.
 
 /// The version byte of the messages published now.
 pub(crate) const VERSION: u8 = 1;
@@ -81,9 +82,8 @@ pub(crate) fn parse(payload: &[u8]) -> Option<Event<'_>> {
     })
 }
 
-/// A message as the scripts build it (for tests of the parser; the scripts are tested against
-/// a real Redis in the tests crate).
-#[cfg(test)]
+/// A message as the scripts build it: for the fill event of a write-through, which is published
+/// by a command of its own, and for tests of the parser.
 pub(crate) fn encode(kind: Kind, key: &str, value: Option<&[u8]>) -> Vec<u8> {
     let mut out = Vec::from(kind.prefix().as_bytes());
     out.extend_from_slice(key.as_bytes());
