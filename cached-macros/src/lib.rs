@@ -34,6 +34,7 @@ use proc_macro::TokenStream;
 /// | `early_refresh = 1.0` | XFetch β: refresh a hot value in the background, probabilistically, before it expires, so callers never see it expire |
 /// | `fail_safe = 3600` | seconds past `ttl` an expired value may stand in for a body that fails (`Err`) |
 /// | `timeout = 250` | with `fail_safe` or `early_refresh`: milliseconds a caller waits for a load while a cached value could stand in; then it gets that value, and the load goes on in the background and is stored |
+/// | `tags = ["category:<cat>", "products"]` | tag templates (the key's placeholder rules): the entry carries these tags, and is not served once one of them is invalidated (`#[invalidates(tags = ...)]`, `Cache::invalidate_tags`), also when that lands while its load runs. A tagged hit reads the tags' versions with the entry (one `MGET` on one server) |
 /// | `sliding = true` | sliding expiration: every hit resets the entry's TTL to `ttl` in the same round trip (`GETEX`), so an entry read at least once per `ttl` never expires; not with `stale`, `early_refresh`, `fail_safe`, `timeout` or `tags`, which assume a fixed expiry. A `None` still expires `null_ttl` after it was stored |
 /// | `cache = self.cache` | any expression giving a `Cache`, `&Cache`, `Arc<Cache>` or `Option` of them; default the global cache |
 /// | `crate = "cached_runtime"` | path of the runtime crate, if renamed |
@@ -80,6 +81,7 @@ pub fn cache_aside(args: TokenStream, item: TokenStream) -> TokenStream {
 /// |---|---|
 /// | `key = "user:<id>"` | a key template, as in `#[cache_aside]`; may be repeated |
 /// | `keys = ["user:<id>", "users:all"]` | several templates |
+/// | `tags = ["category:<cat>"]` | tags to invalidate (cascade): every entry that carried one of them when it was stored is no longer served, in any instance. Alone or with `key`/`keys` |
 /// | `cache = self.cache` | as in `#[cache_aside]` |
 /// | `crate = "cached_runtime"` | as in `#[cache_aside]` |
 ///
