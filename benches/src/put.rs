@@ -219,6 +219,6 @@ pub(crate) async fn write_through(env: &Env, cfg: &Config, report: &mut Report) 
     }
     sec.note(env.pin_note(cfg, pinned.is_some()));
     drop(pinned);
-    sec.note("Both write the same value under one of 64 keys per call, after a body that only builds it. Ours sends one transaction per write (`MULTI`, `SET … PX` of the entry with its 16-byte header, `DEL` of the key's lease, `EXEC`, in one request), and a `PUBLISH` of the fill event in a second round trip only when the `DEL` removed a lease — never here, as no load is in flight; hand-written sends one `SET … EX`.");
+    sec.note("Both write the same value under one of 64 keys per call, after a body that only builds it. Ours sends two commands per write in one request (`DEL` of the key's lease, then `SET … PX` of the entry with its 16-byte header), and a `PUBLISH` of the fill event in a second round trip only when the `DEL` removed a lease — never here, as no load is in flight; hand-written sends one `SET … EX`.");
     report.sections.push(sec);
 }

@@ -283,12 +283,15 @@ pub(crate) async fn put_leased<C: ConnectionLike>(
     Ok(stored == 1)
 }
 
-/// A write-through: stores `value` under `key` for `ttl` whoever holds the key's lease, and
-/// deletes the lease in the same transaction (`MULTI`, `SET … PX`, `DEL`, `EXEC`, sent as one
-/// request): no command of another client runs between the two, so a load in flight cannot
-/// store its older result over this one. A transaction rather than a script: Redis runs it for
-/// a fraction of what invoking a Lua script costs (the script was most of a write-through's
-/// cost over a plain `SET`).
+/// A write-through: deletes the key's lease, then stores `value` under `key` for `ttl`, two
+/// commands sent as one request (`DEL {key}:lock`, `SET key … PX`). The order is what keeps a
+/// load in flight from storing its older result over this one, without a transaction: a load
+/// that holds the lease when the `DEL` runs has its guarded write refused from then on; a load
+/// that takes the lease after the `DEL` took it after the database write this put follows (a
+/// load takes its lease before it runs its body), so what it stores is as new as this value.
+/// Measured against the `MULTI`/`SET`/`DEL`/`EXEC` transaction this was, it saves the server two
+/// commands and the client two replies to parse per write (BENCHMARKS.md, write-through); the
+/// Lua script before that cost most of a write-through's time over a plain `SET`.
 ///
 /// Only if the `DEL` removed a lease is anyone waiting for the key: that load's waiters, in
 /// any process, are then woken by a fill event, published in a second round trip. The event
@@ -307,9 +310,9 @@ pub(crate) async fn put<C: ConnectionLike>(
     let mut set = redis::Cmd::with_capacity(5, 3 + key.len() + value.len() + 2 + 20);
     set.arg("SET").arg(key).arg(value).arg("PX").arg(px(ttl));
     let mut write = redis::Pipeline::with_capacity(2);
-    write.atomic().add_command(set);
     write.cmd("DEL").arg(lock_key(key));
-    let ((), voided): ((), u64) = write.query_async(&mut conn).await?;
+    write.add_command(set);
+    let (voided, ()): (u64, ()) = write.query_async(&mut conn).await?;
     if voided == 0 {
         return Ok(());
     }
