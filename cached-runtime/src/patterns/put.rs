@@ -11,18 +11,14 @@ use super::{
     shape::Shape,
     tagged,
     target::{CacheRef, uncached},
-    value::{Encoded, unix_ms},
+    value::{Encoded, meta},
 };
 use crate::{
     cache::{Cache, Ttls},
     error::{Error, ErrorKind},
     policy::Policy,
     stats::{Counters, bump},
-    wire::{
-        codec::{CodecKind, Meta},
-        nullish,
-        tags::Stamp,
-    },
+    wire::{codec::CodecKind, nullish, tags::Stamp},
 };
 
 /// What a `#[cache_put]` does with its function's result, decided where the return type is
@@ -92,16 +88,8 @@ pub(crate) fn encode<V: serde::Serialize + ?Sized>(
     ttls: Ttls,
     stamps: &[Stamp<'_>],
 ) -> Encoded {
-    let meta = Meta {
-        load_ms: u32::try_from(took.as_millis()).unwrap_or(u32::MAX),
-        expires_at_ms: if ttls.sliding {
-            0
-        } else {
-            unix_ms().saturating_add(u64::try_from(ttls.ttl.as_millis()).unwrap_or(u64::MAX))
-        },
-    };
     Encoded {
-        bytes: codec.encode_tagged_entry(Some(value), meta, stamps),
+        bytes: codec.encode_tagged_entry(Some(value), meta(took, ttls.ttl, ttls.sliding), stamps),
         ttl: ttls.ttl + ttls.extra,
     }
 }
@@ -180,7 +168,7 @@ where
     let counters = cache.counters(site);
     // Versions that could not be read: a value is not stored without them (it could outlive an
     // invalidation), the key is deleted instead.
-    let (versions, unstamped) = match versions {
+    let (versions, stamp_error) = match versions {
         None => (Vec::new(), None),
         Some(Ok(versions)) => (versions, None),
         Some(Err(error)) => (Vec::new(), Some(error)),
@@ -198,24 +186,39 @@ where
         Plan::Delete => {
             let _ = Box::pin(delete(cache, site, counters, vec![key], Vec::new())).await;
         }
-        Plan::Store(encoded) => match unstamped {
+        Plan::Store(encoded) => match stamp_error {
             None => {
                 let _ = Box::pin(store(cache, site, counters, key, encoded)).await;
             }
             Some(error) => {
-                bump(&counters.errors);
-                bump(&counters.put_failures);
-                tracing::warn!(
-                    function = site.name(),
-                    key,
-                    %error,
-                    "tag versions not read; deleting the key instead"
-                );
-                let _ = Box::pin(delete(cache, site, counters, vec![key], Vec::new())).await;
+                let _ = Box::pin(unstamped(cache, site, counters, key, error)).await;
             }
         },
     }
     result
+}
+
+/// A value that cannot be stored because its tags' versions could not be read (it could outlive
+/// an invalidation): the key is deleted instead, so the old value does not stay either. Gives
+/// back `error`.
+pub(crate) async fn unstamped(
+    cache: &Cache,
+    site: &Policy,
+    counters: &Counters,
+    key: String,
+    error: Error,
+) -> Error {
+    bump(&counters.errors);
+    bump(&counters.put_failures);
+    tracing::warn!(
+        function = site.name(),
+        key,
+        %error,
+        "tag versions not read; deleting the key instead"
+    );
+    // A failed delete is queued, and reported by `delete` itself.
+    let _ = delete(cache, site, counters, vec![key], Vec::new()).await;
+    error
 }
 
 /// Stores an encoded value over the key; if that fails, deletes the key instead (the `Err`

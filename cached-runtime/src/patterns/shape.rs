@@ -6,12 +6,12 @@ use std::{marker::PhantomData, sync::Arc, time::Duration};
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::value::{Encoded, Hit, Ops, Share, unix_ms};
+use super::value::{Encoded, Hit, Ops, Share, meta};
 use crate::{
     cache::Ttls,
     error::{Error, ErrorKind},
     wire::{
-        codec::{CodecKind, Decoded, Meta},
+        codec::{CodecKind, Decoded},
         nullish,
         tags::Stamp,
     },
@@ -193,16 +193,8 @@ fn encode<R, S: Shape<R>>(
     } else {
         (Some(value), ttls.ttl, ttls.ttl + ttls.extra)
     };
-    // A sliding value has no logical expiry (0): freshness comes from Redis's TTL alone.
-    let expires_at_ms = if ttls.sliding && value.is_some() {
-        0
-    } else {
-        unix_ms().saturating_add(logical.as_millis() as u64)
-    };
-    let meta = Meta {
-        load_ms: u32::try_from(load.as_millis()).unwrap_or(u32::MAX),
-        expires_at_ms,
-    };
+    // A sliding value has no logical expiry: freshness comes from Redis's TTL alone.
+    let meta = meta(load, logical, ttls.sliding && value.is_some());
     Some(Encoded {
         bytes: codec.encode_tagged_entry(value, meta, stamps),
         ttl: physical,

@@ -57,7 +57,7 @@ pub(crate) async fn valid(
 
 /// How long a tag key must live for an entry of `site`: the entry's longest life in Redis
 /// (`ttl`, plus `stale`/`fail_safe`).
-pub(crate) fn entry_life(site: &Policy) -> Duration {
+fn entry_life(site: &Policy) -> Duration {
     Duration::from_millis(site.ttl_ms) + site.extra()
 }
 

@@ -20,7 +20,7 @@ use super::{
     invalidate::delete,
     put,
     shape::{Res, ops},
-    tagged::{entry_life, pair},
+    tagged::{self, pair},
 };
 use crate::{
     cache::Cache,
@@ -361,9 +361,10 @@ impl<'c, S> Entry<'c, S> {
 impl<'c> Entry<'c, HasTtl> {
     /// Read-through with this entry's options: what [`Cache::get_or_load`] does.
     ///
-    /// The loader is called only on a miss, once per key at a time, in the caller; with `stale` or `early_refresh` the
-    /// caller that starts a refresh runs it, and with `timeout` a load that outlives the limit
-    /// is abandoned (an annotated function's body is moved into a task of its own instead).
+    /// The loader is called only on a miss, once per key at a time, in the caller; with `stale`
+    /// or `early_refresh` the caller that starts a refresh runs it, and with `timeout` a load
+    /// that outlives the limit is abandoned (an annotated function's body is moved into a task
+    /// of its own instead).
     pub fn get_or_load<T, E, F, Fut>(
         self,
         loader: F,
@@ -393,9 +394,7 @@ impl<'c> Entry<'c, HasTtl> {
             .await
         }
     }
-}
 
-impl<'c> Entry<'c, HasTtl> {
     /// What [`Cache::put`] does, with this entry's options: its tags (at their current
     /// versions) are recorded with the value; `stale`/`fail_safe` keep it in Redis for that
     /// much longer; `sliding` stores it without a logical expiry.
@@ -415,16 +414,10 @@ impl<'c> Entry<'c, HasTtl> {
         let versions = if tags.is_empty() {
             Vec::new()
         } else {
-            match cache.stamp_tags(&tags, entry_life(&policy)).await {
+            match tagged::stamp(cache, &policy, &tags).await {
                 Ok(versions) => versions,
                 Err(error) => {
-                    // Without its tags' versions the value cannot be stored: the old one must
-                    // not stay either.
-                    bump(&counters.errors);
-                    bump(&counters.put_failures);
-                    tracing::warn!(function = policy.name(), key, %error, "tag versions not read; deleting the key instead");
-                    let _ = delete(cache, &policy, counters, vec![key], Vec::new()).await;
-                    return Err(error);
+                    return Err(put::unstamped(cache, &policy, counters, key, error).await);
                 }
             }
         };

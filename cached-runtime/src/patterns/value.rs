@@ -83,6 +83,19 @@ pub(crate) struct Encoded {
     pub(crate) ttl: Duration,
 }
 
+/// The header of a value stored now after a load of `took`: logically expiring `logical` from
+/// now, or never (0) for a sliding entry, whose only expiry is Redis's TTL.
+pub(crate) fn meta(took: Duration, logical: Duration, sliding: bool) -> Meta {
+    Meta {
+        load_ms: u32::try_from(took.as_millis()).unwrap_or(u32::MAX),
+        expires_at_ms: if sliding {
+            0
+        } else {
+            unix_ms().saturating_add(u64::try_from(logical.as_millis()).unwrap_or(u64::MAX))
+        },
+    }
+}
+
 pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
